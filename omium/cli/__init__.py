@@ -1,0 +1,3 @@
+from omium.cli._app import app
+
+__all__ = ["app"]
