@@ -1,0 +1,45 @@
+"""Kafka plumbing shared by every Omium part: topics, producer, consumer, dead letters."""
+
+from omium.kernel.kafka._codec import EventCodec
+from omium.kernel.kafka._consumer import ConsumedEvent, EventConsumer, EventHandler, consumer_config
+from omium.kernel.kafka._dlq import DeadLetter, DeadLetterWriter
+from omium.kernel.kafka._producer import DeliveryError, EventProducer, producer_config
+from omium.kernel.kafka._topics import (
+    TELEMETRY_AREAS,
+    Area,
+    TopicDescription,
+    TopicError,
+    TopicSpec,
+    admin_client,
+    describe_topic,
+    ensure_topics,
+    topic_name,
+    topic_specs,
+)
+
+__all__ = [
+    # topics
+    "TELEMETRY_AREAS",
+    "Area",
+    "TopicDescription",
+    "TopicError",
+    "TopicSpec",
+    "admin_client",
+    "describe_topic",
+    "ensure_topics",
+    "topic_name",
+    "topic_specs",
+    # producing
+    "DeliveryError",
+    "EventCodec",
+    "EventProducer",
+    "producer_config",
+    # consuming
+    "ConsumedEvent",
+    "EventConsumer",
+    "EventHandler",
+    "consumer_config",
+    # dead letters
+    "DeadLetter",
+    "DeadLetterWriter",
+]

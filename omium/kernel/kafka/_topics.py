@@ -1,0 +1,150 @@
+"""Omium's topic layout and its creation from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from omium.kernel.errors import PersistenceError
+from omium.kernel.settings import KafkaSettings
+
+
+class TopicError(PersistenceError):
+    """A topic could not be created or described."""
+
+
+class Area(StrEnum):
+    """The topic suffixes; a run's events are keyed by execution id within each."""
+
+    WORKFLOWS = "workflows"
+    EXECUTIONS = "executions"
+    FAILURES = "failures"
+    CONSENSUS = "consensus"
+    POLICIES = "policies"
+    TRACES = "traces"
+    METRICS = "metrics"
+    AUDIT = "audit"
+    COMMANDS = "commands"
+    DLQ = "dlq"
+
+
+# Telemetry is high volume with no invariants, so it may age out; everything else is the
+# replay source for read models and is kept forever.
+TELEMETRY_AREAS = frozenset({Area.TRACES, Area.METRICS})
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic as Omium wants it to exist."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def topic_name(kafka: KafkaSettings, area: Area | str) -> str:
+    """The full topic name of an area under the configured prefix."""
+    return f"{kafka.topic_prefix}.{Area(area).value}"
+
+
+def topic_specs(kafka: KafkaSettings) -> list[TopicSpec]:
+    """Every topic Omium uses, with partitions, replication and retention from settings."""
+    specs = []
+    for area in Area:
+        retention = kafka.telemetry_retention_ms if area in TELEMETRY_AREAS else -1
+        config = {
+            "retention.ms": str(retention),
+            "min.insync.replicas": str(min(2, kafka.replication_factor)),
+        }
+        specs.append(
+            TopicSpec(
+                name=topic_name(kafka, area),
+                partitions=kafka.partitions,
+                replication_factor=kafka.replication_factor,
+                config=config,
+            )
+        )
+    return specs
+
+
+def admin_client(kafka: KafkaSettings) -> AdminClient:
+    """An admin client for the configured cluster."""
+    return AdminClient(
+        {"bootstrap.servers": kafka.bootstrap_servers, "client.id": f"{kafka.client_id}-admin"}
+    )
+
+
+def ensure_topics(
+    kafka: KafkaSettings, *, specs: list[TopicSpec] | None = None, timeout_s: float = 30.0
+) -> list[str]:
+    """Create the topics that don't exist yet; return the names created.
+
+    Existing topics are left as they are (their partition count is never shrunk or grown here).
+    """
+    admin = admin_client(kafka)
+    wanted = specs if specs is not None else topic_specs(kafka)
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as exc:
+        raise TopicError(f"cannot list topics on {kafka.bootstrap_servers}: {exc}") from exc
+    missing = [spec for spec in wanted if spec.name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=spec.replication_factor,
+                config=spec.config,
+            )
+            for spec in missing
+        ],
+        operation_timeout=timeout_s,
+        request_timeout=timeout_s,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args and exc.args[0].name() == "TOPIC_ALREADY_EXISTS":
+                continue  # another process won the race; that is fine
+            raise TopicError(f"cannot create topic {name}: {exc}") from exc
+    return created
+
+
+@dataclass(frozen=True)
+class TopicDescription:
+    """What the cluster says a topic is."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str]
+
+
+def describe_topic(kafka: KafkaSettings, name: str, *, timeout_s: float = 15.0) -> TopicDescription:
+    """Read a topic's partition count, replication factor and effective config."""
+    admin = admin_client(kafka)
+    try:
+        metadata = admin.list_topics(topic=name, timeout=timeout_s).topics[name]
+        if metadata.error is not None:
+            raise TopicError(f"topic {name}: {metadata.error}")
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        entries = admin.describe_configs([resource])[resource].result(timeout=timeout_s)
+    except KafkaException as exc:
+        raise TopicError(f"cannot describe topic {name}: {exc}") from exc
+    partitions = metadata.partitions
+    replicas = len(next(iter(partitions.values())).replicas) if partitions else 0
+    return TopicDescription(
+        name=name,
+        partitions=len(partitions),
+        replication_factor=replicas,
+        config={key: entry.value for key, entry in entries.items()},
+    )
