@@ -77,10 +77,14 @@ class StackSettings(BaseModel):
     start_timeout_s: float = Field(default=120.0, gt=0)
     opensearch_heap: str = "512m"
     kafka_heap: str = "512m"
+    # The broker's listener comes from ``kafka.bootstrap_servers``; KRaft needs a second port.
+    kafka_controller_port: int = Field(default=9093, gt=0, lt=65536)
+    # How long ``omium down`` waits after SIGTERM before it sends SIGKILL.
+    stop_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class OmiumSettings(BaseSettings):
-    """All settings of an Omium process; nested groups read ``OMIUM_KAFKA__BOOTSTRAP_SERVERS`` etc."""
+    """All settings of an Omium process; nested keys read ``OMIUM_KAFKA__BOOTSTRAP_SERVERS`` etc."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,

@@ -1,0 +1,191 @@
+"""Kafka baseline: raw produce and consume rate and latency of ~1 KB Omium events.
+
+This is the physical limit later pipeline figures (command → Kafka → processor → read model) are
+compared to: the same broker, the same message size, no Omium processing in between. Events are
+encoded once before timing, so only Kafka is measured.
+
+Run: ``.venv/bin/python -m bench.kafka_baseline [--messages 50000]`` with the local stack up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from rich.console import Console
+
+from bench._machine import describe_machine
+from bench._report import percentile, update_doc_section, write_results
+from omium.kernel.kafka import TopicSpec, consumer_config, ensure_topics, producer_config
+from omium.kernel.serde import AvroSerde, SchemaCatalog
+from omium.kernel.settings import KafkaSettings, load_settings
+from omium.testing.samples import sample_event
+
+TARGET_BYTES = 1024
+console = Console()
+
+
+def one_kb_events(serde: AvroSerde, count: int) -> list[tuple[bytes, bytes]]:
+    """``count`` distinct (key, value) pairs, each a ~1 KB encoded SpanRecorded event."""
+    base = sample_event("SpanRecorded")
+    probe = len(serde.encode(base))
+    padding = "x" * max(0, TARGET_BYTES - probe - 16)
+    pairs = []
+    for index in range(count):
+        event = dict(base)
+        event["event_id"] = str(uuid.uuid4())
+        event["aggregate_id"] = f"run-{index % 997}"
+        event["payload"] = {**base["payload"], "attributes": {"pad": padding}}
+        pairs.append((event["aggregate_id"].encode(), serde.encode(event)))
+    return pairs
+
+
+def measure_throughput(kafka: KafkaSettings, topic: str, pairs: list[tuple[bytes, bytes]]) -> dict:
+    """Produce every pair with acks=all and idempotence, flush, then consume them all back."""
+    producer = Producer(producer_config(kafka))
+    started = time.perf_counter()
+    for key, value in pairs:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(60)
+    produce_s = time.perf_counter() - started
+
+    consumer = Consumer(consumer_config(kafka, f"bench-{uuid.uuid4()}"))
+    consumer.subscribe([topic])
+    received, started = 0, time.perf_counter()
+    deadline = started + 120
+    while received < len(pairs) and time.perf_counter() < deadline:
+        received += sum(1 for m in consumer.consume(1000, 1.0) if m.error() is None)
+    consume_s = time.perf_counter() - started
+    consumer.close()
+    size = sum(len(v) for _, v in pairs)
+    return {
+        "messages": len(pairs),
+        "mean_message_bytes": round(size / len(pairs)),
+        "produce_msgs_per_s": round(len(pairs) / produce_s),
+        "produce_mb_per_s": round(size / produce_s / 1e6, 2),
+        "consume_msgs_per_s": round(received / consume_s),
+        "consumed": received,
+    }
+
+
+def measure_latency(
+    kafka: KafkaSettings, topic: str, pairs: list[tuple[bytes, bytes]], rate: int
+) -> dict:
+    """Produce at a fixed offered rate while a consumer reads; latency = receive minus send time."""
+    consumer = Consumer(consumer_config(kafka, f"bench-lat-{uuid.uuid4()}",
+                                        **{"auto.offset.reset": "latest"}))
+    consumer.subscribe([topic])
+    while not consumer.assignment():
+        consumer.poll(0.2)
+    latencies_ms: list[float] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        while not done.is_set() or len(latencies_ms) < len(pairs):
+            for message in consumer.consume(500, 0.5):
+                if message.error() is None:
+                    sent = float(dict(message.headers())["sent_ns"].decode())
+                    latencies_ms.append((time.perf_counter_ns() - sent) / 1e6)
+            if done.is_set() and time.perf_counter() > stop_at:
+                break
+
+    stop_at = float("inf")
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    producer = Producer(producer_config(kafka))
+    interval = 1.0 / rate
+    started = time.perf_counter()
+    for index, (key, value) in enumerate(pairs):
+        wait = started + index * interval - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        producer.produce(topic, key=key, value=value,
+                         headers=[("sent_ns", str(time.perf_counter_ns()).encode())])
+        producer.poll(0)
+    producer.flush(60)
+    stop_at = time.perf_counter() + 15
+    done.set()
+    reader.join(timeout=20)
+    consumer.close()
+    return {
+        "offered_msgs_per_s": rate,
+        "samples": len(latencies_ms),
+        "p50_ms": round(percentile(latencies_ms, 0.50), 2),
+        "p95_ms": round(percentile(latencies_ms, 0.95), 2),
+        "p99_ms": round(percentile(latencies_ms, 0.99), 2),
+        "max_ms": round(max(latencies_ms, default=float("nan")), 2),
+    }
+
+
+def run(messages: int, latency_messages: int, rate: int) -> dict[str, Any]:
+    """Run both measurements on fresh topics and return the results document."""
+    settings = load_settings()
+    kafka = settings.kafka
+    serde = AvroSerde(SchemaCatalog.from_directory(settings.schemas_dir))
+    run_id = uuid.uuid4().hex[:8]
+    topics = [f"bench.baseline.{run_id}", f"bench.latency.{run_id}"]
+    ensure_topics(kafka, specs=[TopicSpec(t, kafka.partitions, kafka.replication_factor,
+                                          {"retention.ms": "3600000"}) for t in topics])
+    pairs = one_kb_events(serde, max(messages, latency_messages))
+    throughput = measure_throughput(kafka, topics[0], pairs[:messages])
+    latency = measure_latency(kafka, topics[1], pairs[:latency_messages], rate)
+    return {
+        "benchmark": "kafka_baseline",
+        "machine": describe_machine(["confluent-kafka", "fastavro", "omium"]),
+        "kafka": {
+            "broker": "Apache Kafka 3.9.1 (KRaft, single node)",
+            "partitions": kafka.partitions,
+            "producer": "acks=all, idempotent, lz4, linger 5ms",
+        },
+        "throughput": throughput,
+        "latency": latency,
+    }
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    """The docs table for one run."""
+    machine, tp, lat = results["machine"], results["throughput"], results["latency"]
+    return "\n".join([
+        "## Kafka baseline (`python -m bench.kafka_baseline`)",
+        "",
+        f"Run {machine['date']} on {machine['cores']} cores ({machine['cpu']}), "
+        f"{machine['memory_gib']} GiB, Python {machine['python']}, "
+        f"confluent-kafka {machine['packages']['confluent-kafka']}, {results['kafka']['broker']}, "
+        f"{results['kafka']['partitions']} partitions, producer {results['kafka']['producer']}.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| messages (mean size) | {tp['messages']} ({tp['mean_message_bytes']} B) |",
+        f"| produce rate | {tp['produce_msgs_per_s']} msg/s ({tp['produce_mb_per_s']} MB/s) |",
+        f"| consume rate | {tp['consume_msgs_per_s']} msg/s |",
+        f"| end-to-end latency at {lat['offered_msgs_per_s']} msg/s offered | "
+        f"p50 {lat['p50_ms']} ms · p95 {lat['p95_ms']} ms · p99 {lat['p99_ms']} ms |",
+    ])
+
+
+def main() -> None:
+    """Parse flags, run, write ``bench/results/kafka_baseline.json`` and the docs table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=50_000)
+    parser.add_argument("--latency-messages", type=int, default=5_000)
+    parser.add_argument("--rate", type=int, default=1_000, help="offered msg/s for latency")
+    args = parser.parse_args()
+    results = run(args.messages, args.latency_messages, args.rate)
+    path = write_results("kafka_baseline", results)
+    update_doc_section("kafka_baseline", to_markdown(results))
+    console.print(to_markdown(results))
+    console.print(f"[green]wrote[/] {path}")
+
+
+if __name__ == "__main__":
+    main()
