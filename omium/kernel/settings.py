@@ -83,6 +83,84 @@ class StackSettings(BaseModel):
     stop_timeout_s: float = Field(default=30.0, gt=0)
 
 
+class AuthSettings(BaseModel):
+    """How the gateway authenticates callers: bearer JWTs (HS256 or RS256/JWKS) and API keys."""
+
+    # HS256 signing secret. Unset means the development secret, which only ``local``/``test``
+    # environments accept; production refuses to start on it (see ``gateway.resolve_jwt_secret``).
+    jwt_secret: SecretStr | None = None
+    # RS256: the identity provider's JWKS document; keys are cached for ``jwks_cache_s``.
+    jwks_url: str | None = None
+    jwks_cache_s: int = Field(default=300, ge=0)
+    jwks_timeout_s: float = Field(default=3.0, gt=0)
+    audience: str = "omium"
+    # Checked only when set, so a local token minted without ``iss`` still works.
+    issuer: str | None = None
+    # Clock skew tolerated on ``exp``/``nbf``/``iat``.
+    leeway_s: int = Field(default=30, ge=0)
+    # Upper bound on the lifetime of a token ``omium token`` mints.
+    max_dev_token_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+
+
+class BucketSettings(BaseModel):
+    """One token bucket: ``capacity`` requests in a burst, refilled at ``refill_per_s``."""
+
+    capacity: int = Field(gt=0)
+    refill_per_s: float = Field(gt=0)
+
+
+class TierSettings(BaseModel):
+    """The limits of one tier: a bucket per tenant and a bucket per API key."""
+
+    tenant: BucketSettings
+    api_key: BucketSettings
+
+
+def _default_tiers() -> dict[str, TierSettings]:
+    return {
+        "standard": TierSettings(
+            tenant=BucketSettings(capacity=200, refill_per_s=100),
+            api_key=BucketSettings(capacity=100, refill_per_s=50),
+        ),
+        "premium": TierSettings(
+            tenant=BucketSettings(capacity=2000, refill_per_s=1000),
+            api_key=BucketSettings(capacity=1000, refill_per_s=500),
+        ),
+    }
+
+
+class RateLimitSettings(BaseModel):
+    """Token-bucket limits kept in Redis; tenants are on ``default_tier`` unless listed."""
+
+    enabled: bool = True
+    default_tier: str = "standard"
+    tiers: dict[str, TierSettings] = Field(default_factory=_default_tiers)
+    # tenant id -> tier name; a tenant not listed is on ``default_tier``.
+    tenant_tiers: dict[str, str] = Field(default_factory=dict)
+    key_prefix: str = "omium:ratelimit"
+    # Short on purpose: a slow Redis must not hold requests; the gateway fails closed instead.
+    redis_timeout_s: float = Field(default=0.5, gt=0)
+
+
+class GatewaySettings(BaseModel):
+    """The FastAPI gateway: where it listens, request limits, probes, auth and rate limits."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, gt=0, lt=65536)
+    # Bodies above this are refused with 413 before anything parses them.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Each dependency checked by ``/ready`` gets this long before it counts as down.
+    ready_timeout_s: float = Field(default=2.0, gt=0)
+    # When set, ``/metrics`` needs ``Authorization: Bearer <metrics_token>``; else it is open.
+    metrics_token: SecretStr | None = None
+    # Problem ``type`` URIs are this prefix plus a slug (``...:rate-limited``).
+    problem_type_base: str = "urn:omium:problem:"
+    # "kafka" publishes CommandRecorded events to omium.audit; "log" writes them to the log.
+    audit_sink: Literal["kafka", "log"] = "kafka"
+    auth: AuthSettings = AuthSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+
+
 class OmiumSettings(BaseSettings):
     """All settings of an Omium process; nested keys read ``OMIUM_KAFKA__BOOTSTRAP_SERVERS`` etc."""
 
@@ -101,6 +179,7 @@ class OmiumSettings(BaseSettings):
     opensearch: OpenSearchSettings = OpenSearchSettings()
     aws: AwsSettings = AwsSettings()
     stack: StackSettings = StackSettings()
+    gateway: GatewaySettings = GatewaySettings()
 
     def masked_dump(self) -> dict[str, Any]:
         """Settings as a dict with every secret replaced by ``**********``, safe to print."""
