@@ -1,0 +1,132 @@
+"""Apache Kafka 3.9 as one KRaft node (broker and controller in one JVM)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from pathlib import Path
+
+import structlog
+
+from infra.localstack._component import INFRA_DIR, Component, Launch, error_text, host_port, render
+from infra.localstack._dist import ensure_kafka_libs, java
+from infra.localstack._proc import run_once
+
+log = structlog.get_logger(__name__)
+
+# librdkafka logs every refused connection while a probe waits for the broker; keep them quiet.
+_QUIET = logging.getLogger("omium.localstack.kafka-probe")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (Kafka's ``Uuid``)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Kafka's own generator skips ids starting with '-': they read like CLI options.
+        if not text.startswith("-"):
+            return text
+
+
+class Kafka(Component):
+    """Kafka broker+controller; storage is formatted once with a remembered cluster id."""
+
+    name = "kafka"
+    marker = "kafka.Kafka"
+
+    @property
+    def _listener(self) -> tuple[str, int]:
+        first = self.settings.kafka.bootstrap_servers.split(",")[0].strip()
+        return host_port(first, 9092)
+
+    @property
+    def address(self) -> str:
+        """Bootstrap servers clients use."""
+        host, port = self._listener
+        return f"{host}:{port}"
+
+    def ports(self) -> list[tuple[str, int]]:
+        """Broker and controller listeners."""
+        host, port = self._listener
+        return [(host, port), (host, self.settings.stack.kafka_controller_port)]
+
+    @property
+    def data_dir(self) -> Path:
+        """Kafka's ``log.dirs`` (topic partitions and KRaft metadata)."""
+        return self.home / "data"
+
+    def cluster_id(self) -> str:
+        """The cluster id this data folder was (or will be) formatted with, created once."""
+        id_file = self.home / "cluster.id"
+        if id_file.exists():
+            return id_file.read_text().strip()
+        cluster_id = new_cluster_id()
+        id_file.parent.mkdir(parents=True, exist_ok=True)
+        id_file.write_text(cluster_id + "\n")
+        return cluster_id
+
+    def write_config(self) -> Path:
+        """Render ``infra/kafka/server.properties`` into the data folder."""
+        host, port = self._listener
+        return render(
+            "kafka/server.properties",
+            self.home / "server.properties",
+            host=host,
+            port=port,
+            controller_port=self.settings.stack.kafka_controller_port,
+            log_dirs=self.data_dir,
+            partitions=self.settings.kafka.partitions,
+        )
+
+    def _jvm(self, libs: Path) -> list[str]:
+        return [
+            str(java()),
+            f"-Dlog4j.configuration=file:{INFRA_DIR / 'kafka' / 'log4j.properties'}",
+            "-cp",
+            f"{libs}/*",
+        ]
+
+    def prepare(self) -> Launch:
+        """Fetch jars if missing, write the config, format storage before the first start."""
+        libs = ensure_kafka_libs(self.paths)
+        self.home.mkdir(parents=True, exist_ok=True)
+        config = self.write_config()
+        if not (self.data_dir / "meta.properties").exists():
+            cluster_id = self.cluster_id()
+            log.info("formatting Kafka storage", cluster_id=cluster_id, path=str(self.data_dir))
+            run_once(
+                [*self._jvm(libs), "kafka.tools.StorageTool", "format",
+                 "-t", cluster_id, "-c", str(config), "--ignore-formatted"],
+                what="formatting Kafka storage",
+                cwd=self.home,
+            )
+        heap = self.settings.stack.kafka_heap
+        # The same flags kafka-run-class.sh uses; G1 with short pauses suits a latency-bound log.
+        jvm_flags = [
+            f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+            "-Djava.awt.headless=true",
+        ]
+        cmd = self._jvm(libs)
+        cmd[1:1] = jvm_flags
+        return Launch(cmd=[*cmd, "kafka.Kafka", str(config)], cwd=self.home)
+
+    def probe(self, timeout_s: float) -> str | None:
+        """Ask for cluster metadata with confluent-kafka's AdminClient."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        try:
+            admin = AdminClient({
+                "bootstrap.servers": self.settings.kafka.bootstrap_servers,
+                "socket.timeout.ms": max(100, int(timeout_s * 1000)),
+                "logger": _QUIET,
+            })
+            metadata = admin.list_topics(timeout=timeout_s)
+        except KafkaException as exc:
+            return error_text(exc)
+        if not metadata.brokers:
+            return "metadata lists no brokers"
+        return None
