@@ -222,7 +222,7 @@ def stop(pid: int, marker: str, sig: int, timeout_s: float) -> str:
     # SIGINT as "cancel query", and the postmaster shuts them down itself.
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    if _wait_gone(pid, marker, timeout_s):
+    if _wait_gone(pid, timeout_s):
         return "stopped"
     log.warning("process ignored signal; killing", pid=pid, signal=signal.Signals(sig).name)
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -230,17 +230,19 @@ def stop(pid: int, marker: str, sig: int, timeout_s: float) -> str:
             os.killpg(pid, signal.SIGKILL)
         else:
             os.kill(pid, signal.SIGKILL)
-    _wait_gone(pid, marker, 10.0)
+    _wait_gone(pid, 10.0)
     return "killed"
 
 
-def _wait_gone(pid: int, marker: str, timeout_s: float) -> bool:
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    # No marker check here: the pid was verified before signalling, and an exiting process
+    # has an empty command line before it is gone, which would look like "not ours" too early.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not is_alive(pid, marker):
+        if not is_alive(pid):
             return True
-        time.sleep(0.2)
-    return not is_alive(pid, marker)
+        time.sleep(0.1)
+    return not is_alive(pid)
 
 
 def run_once(

@@ -1,0 +1,182 @@
+"""Local-stack machinery that needs no running servers: config, pid files, process control."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.localstack import ComponentStartError, LocalStack
+from infra.localstack._component import Component, Launch
+from infra.localstack._kafka import Kafka, new_cluster_id
+from infra.localstack._proc import is_alive, read_pid, spawn, stop, tail
+from infra.localstack._redis import Redis
+from omium.kernel.settings import (
+    AwsSettings,
+    KafkaSettings,
+    OmiumSettings,
+    OpenSearchSettings,
+    PostgresSettings,
+    RedisSettings,
+    StackSettings,
+    load_settings,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def isolated(tmp_path: Path) -> OmiumSettings:
+    """Settings with a private data folder and ports nothing listens on."""
+    return load_settings(
+        stack=StackSettings(data_dir=tmp_path / "omium", start_timeout_s=10, stop_timeout_s=2,
+                            kafka_controller_port=_free_port()),
+        kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{_free_port()}"),
+        postgres=PostgresSettings(port=_free_port()),
+        redis=RedisSettings(url=f"redis://127.0.0.1:{_free_port()}/0"),
+        opensearch=OpenSearchSettings(url=f"http://127.0.0.1:{_free_port()}"),
+        aws=AwsSettings(endpoint_url=f"http://127.0.0.1:{_free_port()}"),
+    )
+
+
+def _properties(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines()
+             if line.strip() and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def test_cluster_id_is_a_kafka_uuid() -> None:
+    for _ in range(50):
+        cluster_id = new_cluster_id()
+        assert len(cluster_id) == 22
+        assert not cluster_id.startswith("-")
+        assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+
+def test_kafka_config_is_single_node_kraft(isolated: OmiumSettings) -> None:
+    stack = LocalStack(isolated)
+    kafka = Kafka(isolated, stack.paths, None)
+    props = _properties(kafka.write_config())
+    port = isolated.kafka.bootstrap_servers.split(":")[1]
+    controller = isolated.stack.kafka_controller_port
+    assert props["process.roles"] == "broker,controller"
+    assert props["listeners"] == (f"PLAINTEXT://127.0.0.1:{port},"
+                                  f"CONTROLLER://127.0.0.1:{controller}")
+    assert props["controller.quorum.voters"] == f"1@127.0.0.1:{controller}"
+    assert props["log.dirs"] == str(stack.paths.root / "kafka" / "data")
+    for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+                "transaction.state.log.min.isr"):
+        assert props[key] == "1"
+    assert props["auto.create.topics.enable"] == "false"
+
+
+def test_kafka_cluster_id_is_remembered(isolated: OmiumSettings) -> None:
+    stack = LocalStack(isolated)
+    first = Kafka(isolated, stack.paths, None).cluster_id()
+    assert Kafka(isolated, stack.paths, None).cluster_id() == first
+    assert (stack.paths.root / "kafka" / "cluster.id").read_text().strip() == first
+
+
+@pytest.fixture
+def sleeper(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A detached ``python -c`` that sleeps, started like a server; killed afterwards."""
+    pid_file = tmp_path / "run" / "sleeper.pid"
+    pid = spawn([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                log_path=tmp_path / "logs" / "sleeper.log", pid_file=pid_file, cwd=tmp_path)
+    yield pid, pid_file
+    stop(pid, "time.sleep", 9, 1.0)
+
+
+def test_spawn_writes_pid_file_and_stop_ends_the_process(sleeper: tuple[int, Path]) -> None:
+    pid, pid_file = sleeper
+    assert read_pid(pid_file) == pid
+    assert is_alive(pid, "time.sleep")
+    # The marker protects against a recycled pid belonging to another program.
+    assert not is_alive(pid, "kafka.Kafka")
+    assert stop(pid, "time.sleep", 15, 5.0) == "stopped"
+    # Also covers the zombie case: the process is our child and was not waited for.
+    assert not is_alive(pid, "time.sleep")
+    assert stop(pid, "time.sleep", 15, 5.0) == "not running"
+
+
+def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
+    code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)")
+    log_path = tmp_path / "stubborn.log"
+    pid = spawn([sys.executable, "-c", code], log_path=log_path,
+                pid_file=tmp_path / "stubborn.pid", cwd=tmp_path)
+    for _ in range(200):  # wait until the handler is installed (the log header quotes the code)
+        if "ready" in tail(log_path).splitlines():
+            break
+        time.sleep(0.05)
+    assert stop(pid, "SIG_IGN", 15, 0.5) == "killed"
+    assert not is_alive(pid)
+
+
+class _Crashing(Component):
+    """A component whose server dies at once, like a broker with a broken config."""
+
+    name = "crashing"
+    marker = "crashing"
+
+    @property
+    def address(self) -> str:
+        return "nowhere"
+
+    def ports(self) -> list[tuple[str, int]]:
+        return []
+
+    def prepare(self) -> Launch:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return Launch(cmd=["sh", "-c", "echo 'FATAL: crashing config is broken'; exit 3"],
+                      cwd=self.home)
+
+    def probe(self, timeout_s: float) -> str | None:
+        return "never ready"
+
+
+def test_failed_start_names_component_and_log(isolated: OmiumSettings) -> None:
+    stack = LocalStack(isolated)
+    stack.paths.ensure()
+    with pytest.raises(ComponentStartError) as caught:
+        stack._start(_Crashing(isolated, stack.paths, None))
+    error = caught.value
+    assert error.component == "crashing"
+    assert error.log_path == stack.paths.log("crashing")
+    assert "crashing config is broken" in error.log_tail
+    assert str(error.log_path) in str(error)
+    assert not stack.paths.pid("crashing").exists()
+
+
+def test_up_refuses_a_port_taken_by_someone_else(isolated: OmiumSettings) -> None:
+    stack = LocalStack(isolated)
+    stack.paths.ensure()
+    redis = Redis(isolated, stack.paths, None)
+    host, port = redis.ports()[0]
+    with socket.socket() as squatter:
+        squatter.bind((host, port))
+        squatter.listen()
+        with pytest.raises(ComponentStartError, match="already in use"):
+            stack._start(redis)
+        assert {row.name: row.state for row in stack.status()}["redis"] == "foreign"
+
+
+def test_status_of_an_empty_data_folder_is_all_stopped(isolated: OmiumSettings) -> None:
+    rows = LocalStack(isolated).status(timeout_s=0.5)
+    assert {row.name for row in rows} == {"kafka", "postgres", "redis", "opensearch", "moto"}
+    assert {row.state for row in rows} == {"stopped"}
+    assert all(row.pid is None for row in rows)
+
+
+def test_down_without_pid_files_does_nothing(isolated: OmiumSettings) -> None:
+    results = LocalStack(isolated).down()
+    assert {result.action for result in results} == {"not running"}
