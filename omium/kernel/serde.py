@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import fastavro
 from fastavro.read import SchemaResolutionError
@@ -351,7 +351,10 @@ def _load_version(path: Path, root: Path, envelope: dict[str, Any]) -> EventSche
     payload = _load_json(path)
     _check_record(payload, path, f"{event_type}Payload")
     try:
-        schema = fastavro.parse_schema(_compose(envelope, payload, event_type))
+        # A record schema parses to a dict.
+        schema = cast(
+            dict[str, Any], fastavro.parse_schema(_compose(envelope, payload, event_type))
+        )
         canonical_form = to_parsing_canonical_form(schema)
     except Exception as exc:  # fastavro raises several unrelated types for a bad schema
         raise SchemaFileError(path, f"invalid Avro schema: {exc}") from exc
