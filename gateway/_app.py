@@ -1,0 +1,113 @@
+"""The app factory: ``create_app(settings)`` wires middleware, error handling, probes and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+import omium
+from gateway._audit import AuditMiddleware
+from gateway._jwt import resolve_jwt_secret
+from gateway._limits import BodyGuardMiddleware
+from gateway._observe import GatewayMetrics, ObserveMiddleware
+from gateway._openapi import install_openapi
+from gateway._policy import API_PREFIX, route_rules, unguarded_routes
+from gateway._probes import router as probes_router
+from gateway._problems import ProblemTable, install_problem_handlers, problem_table
+from gateway._services import GatewayServices, build_services
+from gateway.api import discover_routers
+from omium.kernel.errors import ConfigurationError
+from omium.kernel.settings import OmiumSettings, load_settings
+
+DESCRIPTION = """\
+Omium's command and query API. Authenticate with an OAuth2 bearer JWT (`Authorization: Bearer`)
+or an API key (`X-API-Key`). Every error is an RFC 9457 problem (`application/problem+json`).
+"""
+
+
+def create_app(
+    settings: OmiumSettings,
+    *,
+    services: GatewayServices | None = None,
+    routers: Sequence[APIRouter] | None = None,
+    problems: ProblemTable | None = None,
+) -> FastAPI:
+    """Build the gateway app; nothing here reads the environment.
+
+    Args:
+        settings: Everything configurable.
+        services: Collaborators to use (tests pass in-memory ones); by default the app builds
+            PostgreSQL/Redis/Kafka-backed ones at startup and closes them at shutdown.
+        routers: Routers mounted under ``/api/v1``; by default every ``router`` found in the
+            modules of ``gateway.api``.
+        problems: The error → status table; by default the shared one ``register_error`` fills.
+
+    Raises:
+        ConfigurationError: Unusable auth settings (production without a JWT secret or JWKS URL),
+            or an ``/api/v1`` route that declares no access rule.
+    """
+    resolve_jwt_secret(settings)
+    table = problems or problem_table
+    type_base = settings.gateway.problem_type_base
+    app = FastAPI(
+        title="Omium gateway",
+        version=omium.__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+        lifespan=_lifespan(settings, services),
+    )
+    app.state.settings = settings
+    app.state.services = services
+    app.state.metrics = GatewayMetrics()
+    install_problem_handlers(app, table=table, type_base=type_base)
+    _mount_routes(app, discover_routers() if routers is None else routers)
+    # Added innermost first: Observe wraps BodyGuard, which wraps Audit.
+    app.add_middleware(AuditMiddleware)
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.gateway.max_body_bytes,
+                       table=table, type_base=type_base)
+    app.add_middleware(ObserveMiddleware, metrics=app.state.metrics)
+    install_openapi(app, guarded_prefix=API_PREFIX)
+    return app
+
+
+def _mount_routes(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    app.include_router(probes_router)
+    api = APIRouter(prefix=API_PREFIX)
+    for router in routers:
+        api.include_router(router)
+    app.include_router(api)
+    unguarded = unguarded_routes(app)
+    if unguarded:
+        listed = ", ".join(f"{method} {path}" for method, path in unguarded)
+        raise ConfigurationError(f"routes without an access rule (add requires(...)): {listed}")
+    app.state.access_rules = route_rules(app)
+
+
+def _lifespan(
+    settings: OmiumSettings, injected: GatewayServices | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if injected is not None:
+            yield
+            return
+        services = await build_services(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.aclose()
+
+    return lifespan
+
+
+def app_from_env() -> FastAPI:
+    """The entrypoint's app: settings from ``OMIUM_*`` environment variables.
+
+    For ``uvicorn gateway:app_from_env --factory`` and ``omium gateway``.
+    """
+    return create_app(load_settings())
