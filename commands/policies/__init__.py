@@ -1,0 +1,18 @@
+"""Policies: versioned Rego modules with an enforcement mode."""
+
+from commands.policies._rego import check_module_compiles, module_package
+from commands.policies.application import PoliciesApplication, PolicyView
+from commands.policies.domain import Policy, PolicyMode, policy_id
+
+__all__ = [
+    # Aggregate
+    "Policy",
+    "PolicyMode",
+    "policy_id",
+    # Application and views
+    "PoliciesApplication",
+    "PolicyView",
+    # Rego checks
+    "check_module_compiles",
+    "module_package",
+]
