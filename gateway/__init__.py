@@ -31,6 +31,7 @@ from gateway._audit import (
     LogAuditSink,
     audit_payload,
 )
+from gateway._audit_kafka import KafkaAuditSink
 from gateway._auth import API_KEY_HEADER, authenticate
 from gateway._jwt import DEV_JWT_SECRET, TokenVerifier, mint_token, resolve_jwt_secret
 from gateway._policy import (
@@ -142,6 +143,7 @@ __all__ = [
     "AuditSink",
     "BaseAuditSink",
     "InMemoryAuditSink",
+    "KafkaAuditSink",
     "LogAuditSink",
     "audit_payload",
 ]

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 from gateway._api_keys import ApiKeys, InMemoryApiKeyStore
 from gateway._api_keys_pg import PostgresApiKeyStore
 from gateway._audit import AuditSink, InMemoryAuditSink, LogAuditSink
+from gateway._audit_kafka import KafkaAuditSink
 from gateway._jwt import TokenVerifier
 from gateway._ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
 from omium.kernel.kafka import admin_client
@@ -91,8 +92,6 @@ async def build_services(settings: OmiumSettings) -> GatewayServices:
 def _audit_sink(settings: OmiumSettings) -> AuditSink:
     if settings.gateway.audit_sink == "log":
         return LogAuditSink()
-    from gateway._audit_kafka import KafkaAuditSink
-
     return KafkaAuditSink.from_settings(settings)
 
 

@@ -1,5 +1,6 @@
 from omium.cli import _demo as _demo  # registers demo on the app
 from omium.cli import _stack as _stack  # registers up/down/status on the app
+from omium.cli import _token as _token  # registers token/gateway on the app
 from omium.cli._app import app
 
 __all__ = ["app"]
