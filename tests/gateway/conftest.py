@@ -7,10 +7,12 @@ async PostgreSQL pool and Redis client live on the loop that serves the requests
 
 from __future__ import annotations
 
+import json
 import socket
-import time
+import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -18,8 +20,10 @@ import jwt
 import psycopg
 import pytest
 import redis
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
+from jwt.algorithms import RSAAlgorithm
 
 from gateway import (
     DEV_JWT_SECRET,
@@ -232,11 +236,63 @@ async def postgres_store_factory(
         await store.close()
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout_s: float = 10.0) -> bool:
-    """Poll ``predicate`` until it holds or the time is up; return its last value."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+# --- a JWKS endpoint over real HTTP on 127.0.0.1 -----------------------------------------------
+
+
+class JwksServer:
+    """A tiny HTTP server publishing a JWKS document; counts how often it was fetched."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.hits = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.hits += 1
+                body = json.dumps(server.document).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/.well-known/jwks.json"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def rsa_key_factory() -> Callable[..., tuple[Any, dict[str, Any]]]:
+    """Builds an RSA key pair: ``(private_key, public_jwk)`` with the given ``kid``."""
+
+    def build(kid: str = "key-1") -> tuple[Any, dict[str, Any]]:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
+        jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
+        return private, jwk
+
+    return build
+
+
+@pytest.fixture
+def jwks_server_factory() -> Iterator[Callable[[list[dict[str, Any]]], JwksServer]]:
+    """Starts JWKS servers for lists of public JWKs; stops them after the test."""
+    servers: list[JwksServer] = []
+
+    def build(keys: list[dict[str, Any]]) -> JwksServer:
+        server = JwksServer({"keys": keys})
+        servers.append(server)
+        return server
+
+    yield build
+    for server in servers:
+        server.close()
