@@ -73,7 +73,8 @@ class CommandApplication(Application[UUID]):
 
     def construct_recorder(self) -> ApplicationRecorder:
         """Use a recorder that writes idempotency keys in the events' transaction."""
-        return construct_idempotent_recorder(self.factory)
+        with translate_persistence_errors():
+            return construct_idempotent_recorder(self.factory)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         """Add ``bytes`` to the library's JSON transcodings."""

@@ -312,7 +312,10 @@ def test_start_checks_the_workflow_version_and_input() -> None:
     assert (
         reason_of(
             lambda: Execution.start(
-                tenant_id="t", workflow_id=uuid4(), workflow_version=1, input=[1]
+                tenant_id="t",
+                workflow_id=uuid4(),
+                workflow_version=1,
+                input=[1],  # type: ignore[arg-type]
             )
         )
         == "not_json"

@@ -15,7 +15,10 @@ def step(step_id: str, *needs: str, agent: str = "agents:echo") -> dict[str, Any
 
 
 def test_a_valid_definition_comes_back_as_a_detached_json_copy() -> None:
-    definition = {"steps": (step("plan"), step("act", "plan")), "retry": {"max_attempts": 3}}
+    definition: dict[str, Any] = {
+        "steps": (step("plan"), step("act", "plan")),
+        "retry": {"max_attempts": 3},
+    }
 
     checked = validate_definition(definition)
 
