@@ -220,3 +220,19 @@ def unguarded_routes(app: FastAPI, *, prefix: str = API_PREFIX) -> list[tuple[st
         key for key, rule in route_rules(app).items()
         if rule is None and key[1].startswith(prefix)
     )
+
+
+def access_matrix(app: FastAPI, *, prefix: str = API_PREFIX) -> str:
+    """The route table as Markdown: method, path, minimum role, audit name (for docs/api.md)."""
+    rows = []
+    for route in api_routes(app):
+        rule = rule_of(route)
+        if not route.path.startswith(prefix) or rule is None:
+            continue
+        for method in sorted(route.methods or ()):
+            audited = "—" if method in _SAFE_METHODS else f"`{rule.command or route.name}`"
+            rows.append((route.path, method, rule.min_role.value, audited))
+    lines = ["| method | path | minimum role | audited as |", "|---|---|---|---|"]
+    lines += [f"| {method} | `{path}` | {role} | {audited} |"
+              for path, method, role, audited in sorted(rows)]
+    return "\n".join(lines) + "\n"
