@@ -27,6 +27,7 @@ from infra.localstack._errors import PrerequisiteError, StackError
 log = structlog.get_logger(__name__)
 
 _USER_LOCK = threading.Lock()
+RUN_HEADER = "=== omium up:"
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ def spawn(
         full_env["USER"] = full_env["LOGNAME"] = account.user
     with open(log_path, "ab") as log_file:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        log_file.write(f"\n=== omium up: {' '.join(cmd)} at {stamp} ===\n".encode())
+        log_file.write(f"\n{RUN_HEADER} {' '.join(cmd)} at {stamp} ===\n".encode())
         log_file.flush()
         try:
             proc = subprocess.Popen(
@@ -300,7 +301,10 @@ def tail(path: Path, lines: int = 40) -> str:
             data = handle.read()
     except FileNotFoundError:
         return ""
-    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+    last = data.decode(errors="replace").splitlines()[-lines:]
+    # Only the latest run matters; `spawn` starts each run with a "=== omium up" header.
+    starts = [i for i, line in enumerate(last) if line.startswith(RUN_HEADER)]
+    return "\n".join(last[starts[-1]:] if starts else last)
 
 
 def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:

@@ -216,8 +216,22 @@ class LocalStack:
         timeout = self.settings.stack.start_timeout_s
         pid = read_pid(component.pid_file)
         if pid is not None and is_alive(pid, component.marker):
-            # Ours and alive; it may still be starting (e.g. a previous `up` that timed out).
-            self._wait_ready(component, pid, began + timeout, component.probe)
+            # Ours and alive. Recently launched (a previous `up` that timed out, a concurrent
+            # start): give it the rest of its start window. Long running yet not answering
+            # (hung, or settings changed since it started): one check, then fail fast.
+            age = time.time() - component.pid_file.stat().st_mtime
+            deadline = began + max(0.0, timeout - age) if age < timeout else began
+            if deadline <= began:
+                reason = component.probe(5.0)
+                if reason is not None:
+                    raise ComponentStartError(
+                        component.name,
+                        f"pid {pid} has been running {age:.0f}s but does not answer at "
+                        f"{component.address}: {reason}. If settings changed since it started, "
+                        "run `omium down` then `omium up`",
+                        component.log_path, tail(component.log_path))
+            else:
+                self._wait_ready(component, pid, deadline, component.probe)
             return StartResult(component.name, "already running", time.monotonic() - began, 0.0,
                                pid, component.address)
         component.pid_file.unlink(missing_ok=True)
