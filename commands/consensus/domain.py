@@ -12,6 +12,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from commands._domain import TenantScoped
 from commands.consensus._rules import (
     Evaluation,
     FailureReason,
@@ -23,7 +24,7 @@ from commands.consensus._rules import (
 from commands.errors import InvalidCommandError, VoteRejectedError
 
 
-class ConsensusRound(Aggregate):
+class ConsensusRound(TenantScoped, Aggregate):
     """One decision taken together by several agents (or people).
 
     Attributes:

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from commands._domain import TenantScoped
 from commands.errors import InvalidCommandError
 from commands.executions._records import (
     ApprovalAction,
@@ -36,7 +37,7 @@ SYSTEM_DEADLINE = "system:deadline"
 """``decided_by`` of an approval resolved by its default action at the deadline."""
 
 
-class Execution(Aggregate):
+class Execution(TenantScoped, Aggregate):
     """One run of one workflow version.
 
     Attributes:

@@ -17,6 +17,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, CanMutateAggregate
 from eventsourcing.utils import get_topic
 
+from commands._domain import TenantScoped
 from commands.errors import InvalidCommandError
 from commands.policies._rego import check_module_compiles
 
@@ -38,7 +39,7 @@ def policy_id(tenant_id: str, name: str) -> UUID:
     return uuid5(POLICY_NAMESPACE, json.dumps([tenant_id, name]))
 
 
-class Policy(Aggregate):
+class Policy(TenantScoped, Aggregate):
     """A named Rego policy with versions 1, 2, ...
 
     Attributes:

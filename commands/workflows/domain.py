@@ -14,6 +14,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from commands._domain import TenantScoped
 from commands.errors import InvalidCommandError
 from commands.workflows._definition import validate_definition
 
@@ -28,7 +29,7 @@ def workflow_id(tenant_id: str, name: str) -> UUID:
     return uuid5(WORKFLOW_NAMESPACE, json.dumps([tenant_id, name]))
 
 
-class Workflow(Aggregate):
+class Workflow(TenantScoped, Aggregate):
     """A named workflow definition with numbered versions (1, 2, ...).
 
     Attributes:
