@@ -26,6 +26,7 @@ class NotFoundError(DomainError):
     """
 
     def __init__(self, aggregate_id: UUID | str, *, aggregate_type: str) -> None:
+        """Build the error from its machine-readable fields."""
         self.aggregate_id = aggregate_id
         self.aggregate_type = aggregate_type
         super().__init__(f"{aggregate_type} {aggregate_id} not found")
@@ -40,6 +41,7 @@ class AlreadyExistsError(DomainError):
     """
 
     def __init__(self, aggregate_id: UUID, *, aggregate_type: str) -> None:
+        """Build the error from its machine-readable fields."""
         self.aggregate_id = aggregate_id
         self.aggregate_type = aggregate_type
         super().__init__(f"{aggregate_type} {aggregate_id} already exists")
@@ -55,6 +57,7 @@ class InvalidTransitionError(DomainError):
     """
 
     def __init__(self, *, command: str, current_state: str, aggregate_id: UUID) -> None:
+        """Build the error from its machine-readable fields."""
         self.command = command
         self.current_state = current_state
         self.aggregate_id = aggregate_id
@@ -78,6 +81,7 @@ class InvalidCommandError(DomainError):
         field: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
+        """Build the error from its machine-readable fields."""
         self.reason = reason
         self.field = field
         self.details = dict(details or {})
@@ -92,6 +96,7 @@ class InvalidPolicyError(InvalidCommandError):
     """
 
     def __init__(self, compiler_message: str) -> None:
+        """Build the error from its machine-readable fields."""
         self.compiler_message = compiler_message
         super().__init__(
             f"Rego module does not compile: {compiler_message}",
@@ -111,6 +116,7 @@ class VoteRejectedError(DomainError):
     """
 
     def __init__(self, *, reason: str, round_id: UUID, participant: str) -> None:
+        """Build the error from its machine-readable fields."""
         self.reason = reason
         self.round_id = round_id
         self.participant = participant
@@ -125,6 +131,7 @@ class IdempotencyKeyReusedError(InvalidCommandError):
     """
 
     def __init__(self, key: str) -> None:
+        """Build the error from its machine-readable fields."""
         self.key = key
         super().__init__(
             f"idempotency key {key!r} was already used for a different command",
@@ -149,6 +156,7 @@ class ConflictError(ConcurrencyError):
         expected_version: int | None = None,
         actual_version: int | None = None,
     ) -> None:
+        """Build the error from its machine-readable fields."""
         self.aggregate_id = aggregate_id
         self.expected_version = expected_version
         self.actual_version = actual_version

@@ -97,6 +97,7 @@ class ConsensusRound(TenantScoped, Aggregate):
         subject: str | None,
         execution_id: UUID | None,
     ) -> None:
+        """Apply ``ConsensusRoundOpened``: a round with no votes yet."""
         self.tenant_id = tenant_id
         self.participants = participants
         self.rule = rule

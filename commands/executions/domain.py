@@ -82,6 +82,7 @@ class Execution(TenantScoped, Aggregate):
     def __init__(
         self, *, tenant_id: str, workflow_id: UUID, workflow_version: int, input: dict[str, Any]
     ) -> None:
+        """Apply ``ExecutionStarted``: a pending run with no steps yet."""
         self.tenant_id = tenant_id
         self.workflow_id = workflow_id
         self.workflow_version = workflow_version

@@ -84,6 +84,7 @@ class Policy(TenantScoped, Aggregate):
         return policy_id(tenant_id, name)
 
     def __init__(self, tenant_id: str, name: str) -> None:
+        """Start an empty policy; ``PolicyPublished.apply`` adds the version."""
         self.tenant_id = tenant_id
         self.name = name
         self.versions: dict[int, dict[str, Any]] = {}

@@ -63,6 +63,7 @@ class Workflow(TenantScoped, Aggregate):
     def __init__(
         self, *, tenant_id: str, name: str, definition: dict[str, Any], definition_version: int
     ) -> None:
+        """Apply ``WorkflowRegistered``: the workflow with its version 1."""
         self.tenant_id = tenant_id
         self.name = name
         self.definitions: dict[int, dict[str, Any]] = {definition_version: definition}
