@@ -6,6 +6,7 @@ import base64
 import logging
 import uuid
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -119,11 +120,12 @@ class Kafka(Component):
         from confluent_kafka.admin import AdminClient
 
         try:
-            admin = AdminClient({
+            config: dict[str, Any] = {
                 "bootstrap.servers": self.settings.kafka.bootstrap_servers,
                 "socket.timeout.ms": max(100, int(timeout_s * 1000)),
                 "logger": _QUIET,
-            })
+            }
+            admin = AdminClient(config)
             metadata = admin.list_topics(timeout=timeout_s)
         except KafkaException as exc:
             return error_text(exc)

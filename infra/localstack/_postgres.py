@@ -8,6 +8,7 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -15,6 +16,9 @@ from infra.localstack._component import Component, Launch, error_text
 from infra.localstack._dist import postgres_bindir
 from infra.localstack._errors import StackError
 from infra.localstack._proc import chown_tree, ensure_traversable, run_once
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = structlog.get_logger(__name__)
 
@@ -109,7 +113,7 @@ class Postgres(Component):
         result = subprocess.run(cmd, capture_output=True, timeout=timeout_s + 5, check=False)
         return None if result.returncode == 0 else f"pg_isready exit {result.returncode}"
 
-    def _superuser_connect(self, timeout_s: float):  # type: ignore[no-untyped-def]
+    def _superuser_connect(self, timeout_s: float) -> psycopg.Connection[Any]:
         import psycopg
 
         return psycopg.connect(

@@ -180,9 +180,7 @@ def spawn(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ)
     full_env.update(env or {})
-    extra: dict[str, object] = {}
     if account is not None:
-        extra = {"user": account.uid, "group": account.gid, "extra_groups": []}
         full_env["HOME"] = str(cwd)
         full_env["USER"] = full_env["LOGNAME"] = account.user
     with open(log_path, "ab") as log_file:
@@ -199,7 +197,10 @@ def spawn(
                 env=full_env,
                 start_new_session=True,
                 close_fds=True,
-                **extra,  # type: ignore[arg-type]
+                user=account.uid if account else None,
+                group=account.gid if account else None,
+                # Drop root's supplementary groups along with its uid.
+                extra_groups=[] if account else None,
             )
         except FileNotFoundError as exc:
             raise PrerequisiteError(f"cannot run {cmd[0]}: not installed ({exc})") from exc
