@@ -175,7 +175,18 @@ class CommandApplication(Application[UUID]):
         events = tuple(type(event).__name__ for event in aggregate.pending_events)
         result = CommandResult(aggregate.id, aggregate.version, events, outcome.data)
         if not events:
+            # Nothing changed (e.g. a consensus round that is still open): nothing to record.
             return result
+        return self._save(aggregate, result, tenant_id, idempotency_key, fingerprint)
+
+    def _save(
+        self,
+        aggregate: Aggregate,
+        result: CommandResult,
+        tenant_id: str,
+        idempotency_key: str | None,
+        fingerprint: str,
+    ) -> CommandResult:
         record = None
         if idempotency_key is not None:
             record = IdempotencyRecord(
@@ -190,9 +201,8 @@ class CommandApplication(Application[UUID]):
                 replay = self._replay(tenant_id, idempotency_key, fingerprint)
                 if replay is not None:
                     return replay
-            raise ConflictError(
-                aggregate.id, expected_version=aggregate.version - len(events)
-            ) from exc
+            decided_on = result.version - len(result.events)
+            raise ConflictError(aggregate.id, expected_version=decided_on) from exc
         return result
 
     def _replay(self, tenant_id: str, key: str, fingerprint: str) -> CommandResult | None:
