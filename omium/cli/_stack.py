@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -16,8 +17,9 @@ from infra.localstack import LocalStack, StackError, StartResult, StopResult
 from omium.cli._app import app
 from omium.kernel.settings import load_settings
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: progress lines stay one line each in CI logs instead of wrapping at 80 columns.
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 _STATE_STYLE = {"running": "green", "not ready": "yellow", "stopped": "dim", "foreign": "red"}
 
@@ -27,6 +29,14 @@ class ProfileChoice(StrEnum):
 
     core = "core"
     full = "full"
+
+
+def _short(path: str) -> str:
+    """``path`` relative to the working folder when below it (keeps the table narrow)."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _fail(exc: StackError) -> typer.Exit:
@@ -97,5 +107,5 @@ def status() -> None:
         state = f"[{style}]{row.state}[/]" if style else row.state
         if row.detail and row.state != "stopped":
             state += f"\n[dim]{row.detail[:60]}[/]"
-        table.add_row(row.name, row.address, state, str(row.pid or "-"), row.log_path)
+        table.add_row(row.name, row.address, state, str(row.pid or "-"), _short(row.log_path))
     console.print(table)
