@@ -108,4 +108,6 @@ def status() -> None:
         if row.detail and row.state != "stopped":
             state += f"\n[dim]{row.detail[:60]}[/]"
         table.add_row(row.name, row.address, state, str(row.pid or "-"), _short(row.log_path))
-    console.print(table)
+    # Piped output (CI logs, tests) defaults to 80 columns; a wider table keeps rows on one line.
+    out = console if console.is_terminal else Console(highlight=False, width=140)
+    out.print(table)
