@@ -20,6 +20,7 @@ import jwt
 import psycopg
 import pytest
 import redis
+from confluent_kafka import KafkaException
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
@@ -34,6 +35,7 @@ from gateway import (
     mint_token,
 )
 from gateway.api import discover_routers
+from omium.kernel.kafka import admin_client
 from omium.kernel.settings import OmiumSettings, load_settings
 
 SettingsFactory = Callable[..., OmiumSettings]
@@ -296,3 +298,15 @@ def jwks_server_factory() -> Iterator[Callable[[list[dict[str, Any]]], JwksServe
     yield build
     for server in servers:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def live_kafka() -> OmiumSettings:
+    """Settings whose Kafka answers; fails the test with a hint when it does not."""
+    settings = load_settings(environment="test")
+    try:
+        admin_client(settings.kafka).list_topics(timeout=5)
+    except KafkaException as exc:
+        pytest.fail(f"Kafka at {settings.kafka.bootstrap_servers} is not reachable ({exc}); "
+                    "run `omium up`")
+    return settings
