@@ -92,8 +92,8 @@ def route_template(scope: Scope) -> str:
     state = scope["app"].state
     paths: dict[int, str] | None = getattr(state, "route_paths", None)
     if paths is None or id(route) not in paths:
-        paths = {id(ctx.original_route): ctx.path for ctx in iter_route_contexts(
-            scope["app"].routes)}
+        paths = {id(ctx.original_route): ctx.path or "unmatched"
+                 for ctx in iter_route_contexts(scope["app"].routes)}
         state.route_paths = paths
     return paths.get(id(route)) or getattr(route, "path", None) or "unmatched"
 

@@ -56,7 +56,7 @@ def gateway_settings_factory() -> SettingsFactory:
 
     def build(*, environment: str = "test", **gateway: Any) -> OmiumSettings:
         base = load_settings(environment=environment)
-        nested = {}
+        nested: dict[str, Any] = {}
         for group in ("auth", "rate_limit"):
             if group in gateway:
                 current = getattr(base.gateway, group)

@@ -161,9 +161,11 @@ def test_a_failing_sink_does_not_change_the_response(
 
 def entry(target: str = "run-1", **overrides: Any) -> AuditEntry:
     principal = Principal("api-key:abc", "acme", frozenset({Role.DEVELOPER}), "api_key", "abc")
-    values = {"principal": principal, "command": "executions.start", "target": target,
-              "result": "refused", "status": 409, "reason": "invalid-transition",
-              "request_id": "req-1", "idempotency_key": "k", "source_ip": "10.0.0.1"}
+    values: dict[str, Any] = {
+        "principal": principal, "command": "executions.start", "target": target,
+        "result": "refused", "status": 409, "reason": "invalid-transition",
+        "request_id": "req-1", "idempotency_key": "k", "source_ip": "10.0.0.1",
+    }
     values.update(overrides)
     return AuditEntry(**values)
 
@@ -205,7 +207,9 @@ def test_kafka_sink_publishes_command_recorded(serde: AvroSerde, live_kafka: Omi
         consumer.close()
     [message] = messages
     assert message.key() == target.encode()
-    event = serde.decode(message.value())
+    value = message.value()
+    assert value is not None
+    event = serde.decode(value)
     assert event["event_type"] == "CommandRecorded" and event["tenant_id"] == "acme"
     assert event["payload"]["command"] == "executions.halt"
     assert event["payload"]["result"] == "accepted" and event["payload"]["status_code"] == 200
