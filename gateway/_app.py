@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 
 import omium
 from gateway._audit import AuditMiddleware
-from gateway._jwt import resolve_jwt_secret
+from gateway._jwt import TokenVerifier
 from gateway._limits import BodyGuardMiddleware
 from gateway._observe import GatewayMetrics, ObserveMiddleware
 from gateway._openapi import install_openapi
@@ -48,7 +48,8 @@ def create_app(
         ConfigurationError: Unusable auth settings (production without a JWT secret or JWKS URL),
             or an ``/api/v1`` route that declares no access rule.
     """
-    resolve_jwt_secret(settings)
+    # Fail at construction, not at the first request, on unusable auth settings.
+    TokenVerifier.from_settings(settings)
     table = problems or problem_table
     type_base = settings.gateway.problem_type_base
     app = FastAPI(

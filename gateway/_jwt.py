@@ -111,9 +111,18 @@ class TokenVerifier:
 
     @classmethod
     def from_settings(cls, settings: OmiumSettings) -> TokenVerifier:
-        """A verifier for the configured secret and JWKS URL (keys fetched lazily, cached)."""
+        """A verifier for the configured secret and JWKS URL (keys fetched lazily, cached).
+
+        Raises:
+            ConfigurationError: See ``resolve_jwt_secret``; or a non-https JWKS URL in production.
+        """
         auth = settings.gateway.auth
         jwks = None
+        if auth.jwks_url and settings.environment == "production" and not (
+            auth.jwks_url.startswith("https://")
+        ):
+            # Keys fetched over plain HTTP could be swapped in transit: anyone could sign.
+            raise ConfigurationError("OMIUM_GATEWAY__AUTH__JWKS_URL must be https in production")
         if auth.jwks_url:
             jwks = jwt.PyJWKClient(
                 auth.jwks_url,

@@ -10,7 +10,14 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway import DEV_JWT_SECRET, create_app, in_memory_services, mint_token, resolve_jwt_secret
+from gateway import (
+    DEV_JWT_SECRET,
+    TokenVerifier,
+    create_app,
+    in_memory_services,
+    mint_token,
+    resolve_jwt_secret,
+)
 from omium.kernel.errors import ConfigurationError
 from omium.kernel.settings import OmiumSettings
 
@@ -205,15 +212,28 @@ def test_jwks_unreachable_is_503(
     assert response.json()["type"].endswith("identity-provider-unavailable")
 
 
-def test_production_with_only_jwks_refuses_hs256(
+def test_jwks_only_refuses_hs256(
     gateway_settings_factory: SettingsFactory, rs256: Any, token_factory: Callable[..., str],
+    client_factory: Callable[..., TestClient], services_factory: Callable[..., Any],
 ) -> None:
-    settings = gateway_settings_factory(environment="production",
-                                        auth={"jwks_url": rs256.server.url})
-    client = TestClient(create_app(settings, services=in_memory_services(settings)))
+    """As in production with only a JWKS URL: HS256 is off, even with the right secret."""
+    settings = gateway_settings_factory(auth={"jwks_url": rs256.server.url})
+    verifier = TokenVerifier(settings.gateway.auth, secret=None,
+                             jwks_client=jwt.PyJWKClient(rs256.server.url))
+    client = client_factory(settings=settings,
+                            services=services_factory(settings, tokens=verifier))
     hs256 = token_factory(claims=claims())
     assert_401(client.get("/api/v1/whoami", headers=bearer(hs256)), "invalid_token")
     assert client.get("/api/v1/whoami", headers=bearer(rs256.sign())).status_code == 200
+
+
+def test_production_with_https_jwks_and_no_secret_starts(
+    gateway_settings_factory: SettingsFactory,
+) -> None:
+    settings = gateway_settings_factory(environment="production",
+                                        auth={"jwks_url": "https://idp.example/jwks.json"})
+    assert resolve_jwt_secret(settings) is None
+    create_app(settings, services=in_memory_services(gateway_settings_factory()))
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -233,6 +253,13 @@ def test_production_refuses_to_start_without_a_real_secret(
 ) -> None:
     settings = gateway_settings_factory(environment="production", auth={"jwt_secret": secret})
     with pytest.raises(ConfigurationError):
+        create_app(settings, services=in_memory_services(gateway_settings_factory()))
+
+
+def test_production_needs_https_for_jwks(gateway_settings_factory: SettingsFactory) -> None:
+    settings = gateway_settings_factory(environment="production",
+                                        auth={"jwks_url": "http://idp.example/jwks.json"})
+    with pytest.raises(ConfigurationError, match="https"):
         create_app(settings, services=in_memory_services(gateway_settings_factory()))
 
 
