@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 import omium
+from commands import EVENT_STORE_SCHEMA
 from gateway._audit import AuditMiddleware
 from gateway._jwt import TokenVerifier
 from gateway._limits import BodyGuardMiddleware
@@ -33,6 +34,7 @@ def create_app(
     services: GatewayServices | None = None,
     routers: Sequence[APIRouter] | None = None,
     problems: ProblemTable | None = None,
+    event_store_schema: str = EVENT_STORE_SCHEMA,
 ) -> FastAPI:
     """Build the gateway app; nothing here reads the environment.
 
@@ -43,6 +45,8 @@ def create_app(
         routers: Routers mounted under ``/api/v1``; by default every ``router`` found in the
             modules of ``gateway.api``.
         problems: The error → status table; by default the shared one ``register_error`` fills.
+        event_store_schema: PostgreSQL schema of the event tables, for services built at
+            startup (tests and benchmarks use a fresh one).
 
     Raises:
         ConfigurationError: Unusable auth settings (production without a JWT secret or JWKS URL),
@@ -59,7 +63,7 @@ def create_app(
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
-        lifespan=_lifespan(settings, services),
+        lifespan=_lifespan(settings, services, event_store_schema),
     )
     app.state.settings = settings
     app.state.services = services
@@ -89,14 +93,14 @@ def _mount_routes(app: FastAPI, routers: Sequence[APIRouter]) -> None:
 
 
 def _lifespan(
-    settings: OmiumSettings, injected: GatewayServices | None
+    settings: OmiumSettings, injected: GatewayServices | None, event_store_schema: str
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if injected is not None:
             yield
             return
-        services = await build_services(settings)
+        services = await build_services(settings, event_store_schema=event_store_schema)
         app.state.services = services
         try:
             yield

@@ -11,6 +11,7 @@ import psycopg
 import redis.asyncio as aioredis
 from confluent_kafka.admin import AdminClient
 
+from commands import EVENT_STORE_SCHEMA, CommandApplications, event_store_env
 from gateway._api_keys import ApiKeys, InMemoryApiKeyStore
 from gateway._api_keys_pg import PostgresApiKeyStore
 from gateway._audit import AuditSink, InMemoryAuditSink, LogAuditSink
@@ -33,6 +34,8 @@ class GatewayServices:
         rate_limiter: Admits or refuses requests.
         audit: Records commands.
         readiness: ``/ready``'s checks by name; each raises when its dependency is down.
+        commands: The write side's command applications (``None``: the command routes answer
+            500, which only a test that injects partial services should ever see).
     """
 
     tokens: TokenVerifier
@@ -40,16 +43,23 @@ class GatewayServices:
     rate_limiter: RateLimiter
     audit: AuditSink
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
+    commands: CommandApplications | None = None
 
     async def aclose(self) -> None:
         """Close every collaborator (each one even if another fails)."""
         results = await asyncio.gather(
             self.audit.close(), self.rate_limiter.close(), self.api_keys.store.close(),
+            self._close_commands(),
             return_exceptions=True,
         )
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    async def _close_commands(self) -> None:
+        if self.commands is not None:
+            # Closing joins the connection pools' threads: keep it off the event loop.
+            await asyncio.to_thread(self.commands.close)
 
 
 def in_memory_services(settings: OmiumSettings) -> GatewayServices:
@@ -59,26 +69,41 @@ def in_memory_services(settings: OmiumSettings) -> GatewayServices:
         api_keys=ApiKeys(InMemoryApiKeyStore()),
         rate_limiter=InMemoryRateLimiter(settings.gateway.rate_limit),
         audit=InMemoryAuditSink(),
+        commands=CommandApplications.create(event_store_env(settings, backend="popo")),
     )
 
 
-async def build_services(settings: OmiumSettings) -> GatewayServices:
+async def build_services(
+    settings: OmiumSettings, *, event_store_schema: str = EVENT_STORE_SCHEMA
+) -> GatewayServices:
     """The production collaborators: PostgreSQL, Redis, Kafka (``api_keys`` is migrated here).
+
+    Args:
+        settings: Everything configurable.
+        event_store_schema: The PostgreSQL schema of the command applications' event tables
+            (tests and benchmarks use a fresh one).
 
     Raises:
         ConfigurationError: Auth settings are unusable (e.g. production without a secret).
-        PersistenceError: The ``api_keys`` migration could not run.
+        PersistenceError: The ``api_keys`` migration could not run, or the event store could
+            not be opened.
     """
     gateway = settings.gateway
     tokens = TokenVerifier.from_settings(settings)
     store = await PostgresApiKeyStore.connect(settings.postgres.dsn(),
                                               timeout_s=max(gateway.ready_timeout_s, 5.0))
+    commands: CommandApplications | None = None
     try:
         await store.migrate()
+        env = event_store_env(settings, schema=event_store_schema)
+        # Constructing the applications connects and creates tables synchronously.
+        commands = await asyncio.to_thread(CommandApplications.create, env)
         limiter = RedisRateLimiter.from_url(settings.redis.url, gateway.rate_limit)
         audit = _audit_sink(settings)
     except BaseException:
         await store.close()
+        if commands is not None:
+            await asyncio.to_thread(commands.close)
         raise
     return GatewayServices(
         tokens=tokens,
@@ -86,6 +111,7 @@ async def build_services(settings: OmiumSettings) -> GatewayServices:
         rate_limiter=limiter,
         audit=audit,
         readiness=default_readiness(settings),
+        commands=commands,
     )
 
 
