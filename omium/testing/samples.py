@@ -226,6 +226,10 @@ _PAYLOADS: dict[str, Callable[[], dict[str, Any]]] = {
     # workflows
     "WorkflowRegistered": lambda: {
         "name": "research-report",
+        "version": 1,
+        "definition_json": '{"steps": [{"agent": "agents.researcher:run", "id": "research"}]}',
+        "definition_sha256": "5d1e3c9a7b2f4e6d8c0a1b3e5f7d9c2b4a6e8f0d1c3b5a7e9f2d4c6b8a0e1f3d",
+        "step_ids": ["research"],
         "description": "Researcher, writer and reviewer agents produce a cited report.",
         "registered_by": "alice@example.com",
         "tags": ["reports", "research"],
@@ -288,7 +292,7 @@ _PAYLOADS: dict[str, Callable[[], dict[str, Any]]] = {
         "stack_trace": None,
     },
     "CheckpointCreated": lambda: {
-        "checkpoint_id": _id("checkpoint"),
+        "checkpoint_id": "draft-after-1",
         "step_id": "draft",
         "attempt": 1,
         "position": "after",
@@ -297,11 +301,12 @@ _PAYLOADS: dict[str, Callable[[], dict[str, Any]]] = {
         "storage": "inline",
         "inline_state": b'{"draft": "v1"}\n\x00',
         "object_key": None,
-        "parent_checkpoint_id": _id("checkpoint-before"),
+        "parent_checkpoint_id": "draft-before-1",
     },
     "ExecutionRolledBack": lambda: {
-        "checkpoint_id": _id("checkpoint"),
-        "resume_step_id": "review",
+        "checkpoint_id": "draft-after-1",
+        "resume_step_id": "draft",
+        "position": "after",
         "reason": "review failed twice with the same signature",
         "discarded_step_ids": ["review"],
         "recovery_plan_id": _id("plan"),

@@ -1,0 +1,14 @@
+"""Every area's mappings in one registry (stored topic → mapping)."""
+
+from __future__ import annotations
+
+from commands.relay import _map_consensus, _map_executions, _map_policies, _map_workflows
+from commands.relay._mapping import PayloadMapping
+
+ALL_MAPPINGS: dict[str, PayloadMapping] = {
+    **_map_workflows.MAPPINGS,
+    **_map_executions.MAPPINGS,
+    **_map_consensus.MAPPINGS,
+    **_map_policies.MAPPINGS,
+}
+"""The mappings of all four command applications."""

@@ -1,0 +1,335 @@
+"""The outbox relay: follows the command applications' notification logs and publishes to Kafka.
+
+One cycle reads up to ``batch_size`` notifications from each application's log after its stored
+position, encodes them (chaining hashes per aggregate), publishes them in one Kafka transaction
+and only then stores the new positions and chain heads in one PostgreSQL transaction. A crash
+anywhere re-sends at most the last batch, with identical ids and bytes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Self
+
+import structlog
+
+from commands._persistence import EVENT_STORE_SCHEMA, event_store_env
+from commands._suite import CommandApplications
+from commands.errors import EventStoreError
+from commands.relay._batch import BatchEncoder
+from commands.relay._mapping import EventEncoder
+from commands.relay._publisher import TransactionalPublisher
+from commands.relay._sources import LogSource
+from commands.relay._store import PostgresRelayStore
+from commands.relay._wakeup import Wakeup
+from commands.relay.errors import PublishError, RelayStoreError
+from omium.kernel.kafka import ensure_topics
+from omium.kernel.serde import SchemaCatalog
+from omium.kernel.settings import KafkaSettings, OmiumSettings
+
+log = structlog.get_logger(__name__)
+
+MAX_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True)
+class RelayOptions:
+    """How the relay batches, waits and reports.
+
+    Attributes:
+        batch_size: Notifications read per application per cycle (one Kafka transaction).
+        poll_interval_s: Longest wait between cycles when no NOTIFY arrives.
+        publish_timeout_s: Longest a Kafka transaction may take to commit.
+        listen: LISTEN for NOTIFY (False: poll only).
+        progress_interval_s: How often progress is reported while running.
+    """
+
+    batch_size: int = 500
+    poll_interval_s: float = 1.0
+    publish_timeout_s: float = 30.0
+    listen: bool = True
+    progress_interval_s: float = 10.0
+
+
+@dataclass
+class RelayProgress:
+    """What the relay has done since it started.
+
+    Attributes:
+        relayed: Events published.
+        dead_lettered: Stored events sent to the DLQ instead.
+        batches: Kafka transactions committed.
+        lag: Per application, notifications stored but not yet on Kafka (at the last report).
+        last_latency_s: For the newest event of the last batch, seconds from when it occurred
+            to when its batch was committed.
+        started: ``time.monotonic()`` at start.
+    """
+
+    relayed: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    lag: dict[str, int] = field(default_factory=dict)
+    last_latency_s: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def total_lag(self) -> int:
+        """Notifications not yet on Kafka, over all applications."""
+        return sum(self.lag.values())
+
+    @property
+    def rate(self) -> float:
+        """Events relayed per second since start."""
+        return self.relayed / max(time.monotonic() - self.started, 1e-9)
+
+
+ProgressCallback = Callable[[RelayProgress], None]
+
+
+def default_transactional_id(kafka: KafkaSettings, schema: str) -> str:
+    """One Kafka transactional id per (topic prefix, event store schema): one active relay."""
+    return f"{kafka.topic_prefix}.relay.{schema}"
+
+
+class OutboxRelay:
+    """Publishes every stored domain event of the four command applications to Kafka.
+
+    Build it with :meth:`create`; run it with :meth:`run` (forever, or ``once`` to drain and
+    return); stop it from another thread or a signal handler with :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        *,
+        applications: CommandApplications,
+        store: PostgresRelayStore,
+        wakeup: Wakeup,
+        batches: BatchEncoder,
+        publisher_factory: Callable[[], TransactionalPublisher],
+        options: RelayOptions,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        """Wire the parts; prefer :meth:`create`, which builds them from settings."""
+        self._apps = applications
+        self._sources = sources_of(applications)
+        self._store = store
+        self._wakeup = wakeup
+        self._batches = batches
+        self._publisher_factory = publisher_factory
+        self._publisher: TransactionalPublisher | None = None
+        self._options = options
+        self._on_progress = on_progress
+        self._positions: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self.progress = RelayProgress()
+
+    @classmethod
+    def create(
+        cls,
+        settings: OmiumSettings,
+        *,
+        schema: str = EVENT_STORE_SCHEMA,
+        options: RelayOptions | None = None,
+        transactional_id: str | None = None,
+        create_topics: bool = True,
+        on_progress: ProgressCallback | None = None,
+    ) -> Self:
+        """Connect to the event store and prepare the Kafka side.
+
+        Args:
+            settings: PostgreSQL, Kafka (topic prefix) and schemas folder.
+            schema: The event store schema to follow.
+            options: Batching, waiting and reporting.
+            transactional_id: Kafka transactional id; one per relay deployment (default:
+                :func:`default_transactional_id`).
+            create_topics: Create missing Omium topics first.
+            on_progress: Called with the progress every ``progress_interval_s`` and at exit.
+
+        Returns:
+            A relay that has not started yet.
+        """
+        options = options or RelayOptions()
+        kafka = settings.kafka
+        if create_topics:
+            ensure_topics(kafka)
+        dsn = settings.postgres.dsn()
+        applications = CommandApplications.create(
+            event_store_env(settings, schema=schema, pool_size=1, max_overflow=2)
+        )
+        store = PostgresRelayStore(dsn, schema=schema)
+        store.create_tables()
+        channels = [s.channel for s in sources_of(applications) if s.channel is not None]
+        catalog = SchemaCatalog.from_directory(settings.schemas_dir)
+        tx_id = transactional_id or default_transactional_id(kafka, schema)
+        return cls(
+            applications=applications,
+            store=store,
+            wakeup=Wakeup(dsn, channels=channels, schema=schema, listen=options.listen),
+            batches=BatchEncoder(EventEncoder(catalog), topic_prefix=kafka.topic_prefix,
+                                 schema=schema),
+            publisher_factory=lambda: TransactionalPublisher(
+                kafka, transactional_id=tx_id, timeout_s=options.publish_timeout_s
+            ),
+            options=options,
+            on_progress=on_progress,
+        )
+
+    # Running -----------------------------------------------------------------------------
+
+    def run(self, *, once: bool = False) -> RelayProgress:
+        """Relay until stopped, or with ``once`` until every log is drained.
+
+        Transient faults (Kafka or PostgreSQL unavailable) are retried with backoff, except
+        with ``once``, which raises them.
+
+        Returns:
+            The progress at exit.
+
+        Raises:
+            PublishError: ``fatal`` (fenced by another relay), or any fault with ``once``.
+            RelayStoreError: With ``once``, when PostgreSQL fails.
+        """
+        backoff = self._options.poll_interval_s
+        last_report = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                if not self._lead():
+                    break
+                try:
+                    caught_up = self._drain()
+                    backoff = self._options.poll_interval_s
+                except (PublishError, RelayStoreError, EventStoreError) as exc:
+                    if once or getattr(exc, "fatal", False):
+                        raise
+                    log.error("relay.cycle_failed", error=str(exc), retry_in_s=backoff)
+                    self._sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    continue
+                if time.monotonic() - last_report >= self._options.progress_interval_s:
+                    self._report()
+                    last_report = time.monotonic()
+                if once and caught_up:
+                    break
+                if caught_up:
+                    self._wakeup.wait(self._options.poll_interval_s)
+        finally:
+            self._report()
+        return self.progress
+
+    def stop(self) -> None:
+        """Ask the relay to stop after the batch in hand (safe from signal handlers)."""
+        self._stopping.set()
+
+    def close(self) -> None:
+        """Release the producer, the lock and every connection."""
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
+        self._wakeup.close()
+        self._store.close()
+        self._apps.close()
+
+    def __enter__(self) -> Self:
+        """Use as a context manager that closes the relay on exit."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the relay."""
+        self.close()
+
+    # One batch ---------------------------------------------------------------------------
+
+    def relay_batch(self) -> bool:
+        """Read, encode, publish and commit one batch.
+
+        Returns:
+            True if every log is drained (no application filled its batch).
+        """
+        limit = self._options.batch_size
+        batch = [(s, s.read(self._positions.get(s.name, 0), limit)) for s in self._sources]
+        batch = [(source, notes) for source, notes in batch if notes]
+        if not batch:
+            return True
+        ids = {str(n.originator_id) for _, notes in batch for n in notes}
+        encoded = self._batches.encode(batch, self._store.chain_heads(ids))
+        assert self._publisher is not None, "relay_batch() runs only while leading"
+        self._publisher.publish(encoded.messages)
+        self._store.commit(encoded.positions, encoded.heads)
+        self._positions.update(encoded.positions)
+        self._count(encoded.relayed, encoded.dead_lettered, encoded.newest_at)
+        return all(len(notes) < limit for _, notes in batch)
+
+    def lag(self) -> dict[str, int]:
+        """Per application, how many notifications are stored but not yet relayed."""
+        return {s.name: max(0, s.last_id() - self._positions.get(s.name, 0)) for s in self._sources}
+
+    # Internals ---------------------------------------------------------------------------
+
+    def _lead(self) -> bool:
+        """Hold the relay lock and a producer; after losing the lock, take it again."""
+        if self._publisher is not None and self._wakeup.holds_lock:
+            return True
+        if self._publisher is not None:
+            log.warning("relay.lock_lost")
+            self._publisher.close()
+            self._publisher = None
+        if not self._wakeup.acquire(should_stop=self._stopping.is_set):
+            return False
+        # Only the lock holder may init the transactional id: doing so fences the previous
+        # holder, which must never happen to a healthy leader because of a standby.
+        self._publisher = self._publisher_factory()
+        self._positions = self._store.positions()
+        log.info("relay.leading", positions=self._positions)
+        return True
+
+    def _drain(self) -> bool:
+        while not self._stopping.is_set():
+            if self.relay_batch():
+                return True
+        return False
+
+    def _count(self, relayed: int, dead: int, newest_at: datetime | None) -> None:
+        progress = self.progress
+        progress.relayed += relayed
+        progress.dead_lettered += dead
+        progress.batches += 1
+        if newest_at is not None:
+            progress.last_latency_s = (datetime.now(UTC) - newest_at).total_seconds()
+        log.debug("relay.batch", relayed=relayed, dead_lettered=dead, positions=self._positions)
+
+    def _report(self) -> None:
+        try:
+            self.progress.lag = self.lag()
+        except EventStoreError as exc:
+            log.warning("relay.lag_unknown", error=str(exc))
+        p = self.progress
+        log.info(
+            "relay.progress",
+            relayed=p.relayed,
+            dead_lettered=p.dead_lettered,
+            batches=p.batches,
+            rate_per_s=round(p.rate, 1),
+            lag=p.total_lag,
+        )
+        if self._on_progress is not None:
+            self._on_progress(p)
+
+    def _sleep(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+
+def sources_of(applications: CommandApplications) -> list[LogSource]:
+    """The notification logs of all four command applications, in a fixed order."""
+    return [
+        LogSource(app)
+        for app in (
+            applications.workflows,
+            applications.executions,
+            applications.consensus,
+            applications.policies,
+        )
+    ]

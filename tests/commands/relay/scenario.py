@@ -1,0 +1,127 @@
+"""A tenant's history that records every domain event type at least once, for relay tests.
+
+``record_every_event`` drives the command applications through their public handlers only, so
+what the relay reads is exactly what the gateway would have stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from commands import CommandApplications
+
+REGO = "package omium.budget\n\ndeny contains msg if {\n  input.cost > 2\n  msg := \"over\"\n}\n"
+
+
+@dataclass
+class Recorded:
+    """What the scenario stored: event types per aggregate, in order."""
+
+    tenant: str
+    events: dict[UUID, list[str]] = field(default_factory=dict)
+    ids: dict[str, UUID] = field(default_factory=dict)
+
+    def add(self, name: str, aggregate_id: UUID, *event_types: str) -> None:
+        """Record that ``aggregate_id`` (known as ``name``) stored ``event_types`` next."""
+        self.ids.setdefault(name, aggregate_id)
+        self.events.setdefault(aggregate_id, []).extend(event_types)
+
+    @property
+    def count(self) -> int:
+        """Number of stored events."""
+        return sum(len(types) for types in self.events.values())
+
+
+def record_every_event(apps: CommandApplications, tenant: str) -> Recorded:
+    """Run commands that store every event type of the four aggregates.
+
+    Returns:
+        The event types stored per aggregate, in version order.
+    """
+    rec = Recorded(tenant)
+    _workflow_and_policy(apps, rec)
+    _run_with_rollback(apps, rec)
+    _runs_that_end_otherwise(apps, rec)
+    _consensus_rounds(apps, rec)
+    return rec
+
+
+def _workflow_and_policy(apps: CommandApplications, rec: Recorded) -> None:
+    t = rec.tenant
+    definition: dict[str, Any] = {
+        "description": "research then write",
+        "tags": ["demo"],
+        "steps": [{"id": "a", "agent": "agents.a:run"}, {"id": "b", "agent": "agents.b:run"}],
+    }
+    wid = apps.workflows.register_workflow(t, name="flow", definition=definition).aggregate_id
+    apps.workflows.publish_workflow_version(t, wid, definition={"steps": definition["steps"][:1]})
+    rec.add("workflow", wid, "WorkflowRegistered", "WorkflowVersionPublished")
+    pid = apps.policies.publish_policy(t, name="budget.max_cost", module=REGO, mode="deny")
+    apps.policies.publish_policy(t, name="budget.max_cost", module=REGO, mode="warn",
+                                 description="softer")
+    rec.add("policy", pid.aggregate_id, "PolicyPublished", "PolicyPublished")
+
+
+def _run_with_rollback(apps: CommandApplications, rec: Recorded) -> None:
+    t, ex = rec.tenant, apps.executions
+    run = ex.start_execution(t, workflow_id=rec.ids["workflow"], workflow_version=1,
+                             input={"topic": "batteries"}).aggregate_id
+    state = b'{"draft": 1}'
+    ex.schedule_step(t, run, step_id="a", agent="agents.a:run")
+    ex.start_step(t, run, step_id="a")
+    ex.create_checkpoint(t, run, step_id="a", position="after", checkpoint_id="cp-a",
+                         checksum=hashlib.sha256(state).hexdigest(), size=len(state),
+                         storage="inline", inline_state=state)
+    ex.complete_step(t, run, step_id="a", output={"text": "done"})
+    ex.schedule_step(t, run, step_id="b")
+    ex.request_human_approval(t, run, step_id="b", default_action="reject",
+                              deadline=datetime.now(UTC) + timedelta(hours=1), prompt="ok?")
+    ex.grant_approval(t, run, step_id="b", decided_by="bob", comment="fine")
+    ex.start_step(t, run, step_id="b")
+    ex.fail_step(t, run, step_id="b", error="boom", error_type="ValueError")
+    ex.roll_back_to_checkpoint(t, run, checkpoint_id="cp-a", reason="retry from a")
+    ex.complete_execution(t, run, output={"report": "r"})
+    rec.add("run", run, "ExecutionStarted", "StepScheduled", "StepStarted", "CheckpointCreated",
+            "StepCompleted", "StepScheduled", "HumanApprovalRequested", "HumanApprovalGranted",
+            "StepStarted", "StepFailed", "ExecutionRolledBack", "ExecutionCompleted")
+
+
+def _runs_that_end_otherwise(apps: CommandApplications, rec: Recorded) -> None:
+    t, ex, wid = rec.tenant, apps.executions, rec.ids["workflow"]
+    rejected = ex.start_execution(t, workflow_id=wid, workflow_version=1).aggregate_id
+    ex.schedule_step(t, rejected, step_id="a")
+    ex.request_human_approval(t, rejected, step_id="a", default_action="approve",
+                              deadline=datetime.now(UTC) + timedelta(hours=1))
+    ex.reject_approval(t, rejected, step_id="a", decided_by="carol", comment="no")
+    ex.fail_execution(t, rejected, error="rejected", error_type="ApprovalRejected")
+    rec.add("rejected", rejected, "ExecutionStarted", "StepScheduled", "HumanApprovalRequested",
+            "HumanApprovalRejected", "ExecutionFailed")
+    halted = ex.start_execution(t, workflow_id=wid, workflow_version=2).aggregate_id
+    ex.halt_execution(t, halted, reason="budget", policy_id="budget.max_cost")
+    rec.add("halted", halted, "ExecutionStarted", "ExecutionHalted")
+    cancelled = ex.start_execution(t, workflow_id=wid, workflow_version=1).aggregate_id
+    ex.cancel_execution(t, cancelled, reason="wrong topic", requested_by="alice")
+    rec.add("cancelled", cancelled, "ExecutionStarted", "ExecutionCancelled")
+
+
+def _consensus_rounds(apps: CommandApplications, rec: Recorded) -> None:
+    t, co = rec.tenant, apps.consensus
+    deadline = datetime.now(UTC) + timedelta(minutes=5)
+    reached = co.open_round(t, participants=["p1", "p2", "p3"], rule="weighted",
+                            weights={"p1": 1, "p2": 1, "p3": 2}, threshold=0.5,
+                            deadline=deadline, subject="title?",
+                            execution_id=rec.ids["run"]).aggregate_id
+    co.cast_vote(t, reached, participant="p3", choice="B", rationale="short")
+    co.cast_vote(t, reached, participant="p1", choice="B")
+    co.decide_round(t, reached)
+    rec.add("reached", reached, "ConsensusRoundOpened", "VoteCast", "VoteCast", "ConsensusReached")
+    split = co.open_round(t, participants=["p1", "p2"], rule="unanimous",
+                          deadline=deadline).aggregate_id
+    co.cast_vote(t, split, participant="p1", choice="A")
+    co.cast_vote(t, split, participant="p2", choice="B")
+    co.decide_round(t, split)
+    rec.add("split", split, "ConsensusRoundOpened", "VoteCast", "VoteCast", "ConsensusFailed")
