@@ -32,7 +32,10 @@ _INLINE_STATE_MAX_CHARS = 4 * math.ceil(INLINE_STATE_MAX_BYTES / 3)
 _BASE64 = r"^[A-Za-z0-9+/]*={0,2}$"
 
 Sha256Hex = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9a-f]{64}$")]
-ObjectKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=1024)]
+ObjectKey = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f\x7f]+$"),
+]
 
 
 # --- requests ---------------------------------------------------------------------------------

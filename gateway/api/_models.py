@@ -8,9 +8,10 @@ UUIDs and datetimes stay lax, because JSON can only carry them as strings.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from commands import CommandResult
 
@@ -25,20 +26,31 @@ MAX_ERROR_LENGTH = 10_000
 
 MAX_VERSION = 2**31 - 1
 
-# No surrounding whitespace and no line breaks: ids end up in logs, keys and URLs.
-_ID_PATTERN = r"^\S(?:.*\S)?$"
+# No surrounding whitespace and no control characters: ids end up in logs, URLs, Kafka keys
+# and PostgreSQL text/jsonb columns (which refuse NUL).
+ID_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+# Free text may span lines, but NUL has no place in it (PostgreSQL text refuses it).
+_TEXT_PATTERN = r"^[^\x00]*$"
 
 Identifier = Annotated[
     str,
-    StringConstraints(strict=True, min_length=1, max_length=MAX_ID_LENGTH, pattern=_ID_PATTERN),
+    StringConstraints(strict=True, min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN),
 ]
 """An id or name chosen by the client (step id, agent, participant, checkpoint id)."""
 
-Text = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_TEXT_LENGTH)]
+Text = Annotated[
+    str,
+    StringConstraints(
+        strict=True, min_length=1, max_length=MAX_TEXT_LENGTH, pattern=_TEXT_PATTERN
+    ),
+]
 """Free text for people (reason, comment, prompt)."""
 
 ErrorText = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=MAX_ERROR_LENGTH)
+    str,
+    StringConstraints(
+        strict=True, min_length=1, max_length=MAX_ERROR_LENGTH, pattern=_TEXT_PATTERN
+    ),
 ]
 """An error message reported by a worker."""
 
@@ -48,7 +60,21 @@ Version = Annotated[int, Field(strict=True, ge=0, le=MAX_VERSION)]
 DefinitionVersion = Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)]
 """A workflow definition or policy version number (1, 2, ...)."""
 
-JsonObject = dict[str, Any]
+
+
+def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
+    # ``json.loads`` accepts NaN/Infinity and lone surrogates ("\ud800"), which the event
+    # store cannot encode as UTF-8 JSON: refuse them here as a 422 instead of failing at save.
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except ValueError as exc:  # UnicodeEncodeError is a ValueError too
+        raise ValueError(
+            "must be plain JSON: no NaN or Infinity, no unpaired surrogates in strings"
+        ) from exc
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 """Any JSON object (inputs, outputs, definitions); the body size limit bounds it."""
 
 Flag = StrictBool

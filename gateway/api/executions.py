@@ -37,13 +37,15 @@ from gateway.api._execution_models import (
     ScheduleStep,
     StartExecution,
 )
-from gateway.api._models import MAX_ID_LENGTH, EmptyRequest, location
+from gateway.api._models import ID_PATTERN, MAX_ID_LENGTH, EmptyRequest, location
 from gateway.api._support import CommandCall, Create, Read, Update
 
 router = APIRouter(prefix="/executions", tags=["executions"])
 
-StepId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH)]
-CheckpointId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH)]
+StepId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
+CheckpointId = Annotated[
+    str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
+]
 
 
 def _command(role: Role, name: str) -> list[Any]:
