@@ -1,0 +1,92 @@
+"""Workflow definitions: the YAML/JSON format, its validation and the step graph.
+
+Load a file with :func:`load_workflow`; every problem is reported by a
+:class:`WorkflowValidationError` naming the file, the field path and the line.
+"""
+
+from omium.sdk.workflow._base import FailureKind, RecoveryAction
+from omium.sdk.workflow._conditions import (
+    ConditionBase,
+    ContainsCondition,
+    CustomCondition,
+    GroundedCondition,
+    JsonSchemaCondition,
+    MaxTokensCondition,
+    NotContainsCondition,
+    PostCondition,
+    RegexCondition,
+)
+from omium.sdk.workflow._dag import descendants, find_cycle, ready_steps, topological_order
+from omium.sdk.workflow._entrypoints import ENTRYPOINT_PATTERN, resolve_entrypoint
+from omium.sdk.workflow._loader import load_workflow, parse_workflow, parse_workflow_dict
+from omium.sdk.workflow._model import (
+    CONSENSUS_AGENT,
+    DEFAULT_RECOVERY,
+    AgentLimits,
+    AgentSpec,
+    Backoff,
+    Budget,
+    CheckpointSpec,
+    ConsensusSpec,
+    Escalation,
+    PolicySpec,
+    RecoveryRule,
+    RecoverySpec,
+    RetryPolicy,
+    Step,
+    StepDefaults,
+    WorkflowDefinition,
+)
+from omium.sdk.workflow.errors import (
+    EntrypointError,
+    WorkflowIssue,
+    WorkflowValidationError,
+)
+
+__all__ = [
+    # loading
+    "load_workflow",
+    "parse_workflow",
+    "parse_workflow_dict",
+    # the definition model
+    "WorkflowDefinition",
+    "AgentSpec",
+    "AgentLimits",
+    "Step",
+    "StepDefaults",
+    "CheckpointSpec",
+    "RetryPolicy",
+    "Backoff",
+    "ConsensusSpec",
+    "PolicySpec",
+    "Budget",
+    "RecoverySpec",
+    "RecoveryRule",
+    "Escalation",
+    "DEFAULT_RECOVERY",
+    "CONSENSUS_AGENT",
+    "FailureKind",
+    "RecoveryAction",
+    # post-condition specifications
+    "PostCondition",
+    "ConditionBase",
+    "JsonSchemaCondition",
+    "RegexCondition",
+    "MaxTokensCondition",
+    "ContainsCondition",
+    "NotContainsCondition",
+    "GroundedCondition",
+    "CustomCondition",
+    # the step graph
+    "topological_order",
+    "ready_steps",
+    "descendants",
+    "find_cycle",
+    # entry points
+    "ENTRYPOINT_PATTERN",
+    "resolve_entrypoint",
+    # errors
+    "WorkflowValidationError",
+    "WorkflowIssue",
+    "EntrypointError",
+]
