@@ -21,13 +21,26 @@ class DefinitionModel(BaseModel):
     )
 
 
-StepId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
+STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+AGENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+NAME_PATTERN = r"^\S(.*\S)?$"
+
+PATTERN_HINTS = {
+    STEP_ID_PATTERN: "expected 1-100 letters, digits, '_', '.' or '-', starting with a letter "
+    "or digit",
+    AGENT_NAME_PATTERN: "expected 1-64 letters, digits, '_' or '-', starting with a letter",
+    NAME_PATTERN: "expected no leading or trailing spaces",
+    ENTRYPOINT_PATTERN: "expected a Python entry point 'package.module:function'",
+}
+"""Readable explanations of the patterns, used in validation messages instead of the regex."""
+
+StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN)]
 """A step id: letters, digits, ``_``, ``.``, ``-``; starts with a letter or digit."""
 
-AgentName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+AgentName = Annotated[str, Field(pattern=AGENT_NAME_PATTERN)]
 """An agent name: starts with a letter; letters, digits, ``_`` and ``-``."""
 
-PolicyName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+PolicyName = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 """A policy name as registered with Omium (no outer spaces)."""
 
 Entrypoint = Annotated[str, Field(pattern=ENTRYPOINT_PATTERN, examples=["my_agents.research:run"])]

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
+from omium.sdk.workflow._base import PATTERN_HINTS
 from omium.sdk.workflow._checks import Issue, PathPart, find_issues, format_path
 from omium.sdk.workflow._model import DEFER_CHECKS, WorkflowDefinition
 from omium.sdk.workflow.errors import WorkflowIssue, WorkflowValidationError
@@ -202,6 +203,8 @@ def _from_pydantic(error: Mapping[str, Any], data: Any) -> Issue:
         message = f"unknown {discriminator} {context['tag']!r}; expected one of {expected}"
     elif code == "union_tag_not_found":
         message = f"missing {discriminator}"
+    elif code == "string_pattern_mismatch" and context.get("pattern") in PATTERN_HINTS:
+        message = PATTERN_HINTS[context["pattern"]]
     elif code == "extra_forbidden":
         message = f"unknown field {path[-1]!r}" if path else "unknown field"
     else:

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from omium.sdk.workflow._base import (
+    NAME_PATTERN,
     AgentName,
     DefinitionModel,
     Entrypoint,
@@ -39,7 +40,7 @@ DEFER_CHECKS = "omium_defer_checks"
 
 
 class AgentLimits(DefinitionModel):
-    """Per-call limits of an agent; a call that would exceed them fails."""
+    """Limits of an agent; an LLM call or a step that would exceed them fails."""
 
     max_tokens: PositiveInt | None = None
     """Most output tokens per LLM call."""
@@ -261,7 +262,7 @@ class WorkflowDefinition(DefinitionModel):
     schema_uri: str | None = Field(default=None, alias="$schema")
     """The JSON Schema this file follows (for editors); ignored otherwise."""
     format_version: Literal[1] = 1
-    name: str = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
+    name: str = Field(min_length=1, max_length=200, pattern=NAME_PATTERN)
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
     agents: dict[AgentName, AgentSpec] = Field(min_length=1)
