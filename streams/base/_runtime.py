@@ -1,0 +1,386 @@
+"""The transactional consume-process-produce loop that runs a :class:`Processor`.
+
+Each loop turn polls a batch and opens one Kafka transaction holding everything the batch
+caused: output events, dead letters, the state tables' changelog records and the consumed
+offsets (``send_offsets_to_transaction``). Either all of it becomes visible to ``read_committed``
+readers or none of it does. A crash before the commit leaves an open transaction that the broker
+aborts (at once when the instance restarts under the same transactional id, which fences the dead
+one; after ``transaction_timeout_ms`` otherwise), and the batch is processed again from committed
+state: the local state copies are rebuilt from the changelogs on every assignment.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from omium.kernel.errors import OmiumError, PersistenceError
+from omium.kernel.kafka import DeadLetter, TopicSpec, ensure_topics, topic_name
+from omium.kernel.serde import AvroSerde
+from streams.base._config import ProcessorConfig
+from streams.base._context import Context, Output, Source
+from streams.base._processor import Processor
+from streams.base._state import StateTable
+from streams.errors import StreamsError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class StreamRuntime:
+    """Runs one processor instance: group membership, state restore, transactions, timers.
+
+    Args:
+        processor: What to do with each event.
+        config: Group, transactional id, state folder and timing.
+        serde: Decodes inputs and encodes outputs.
+        clock: Processing time, for timers (tests may move it).
+    """
+
+    def __init__(
+        self,
+        processor: Processor,
+        config: ProcessorConfig,
+        *,
+        serde: AvroSerde,
+        clock: Clock = _utcnow,
+    ) -> None:
+        """Prepare the runtime; :meth:`start` connects to Kafka."""
+        self.processor = processor
+        self.config = config
+        self._serde = serde
+        self._clock = clock
+        self.tables = {
+            name: StateTable(
+                name,
+                changelog=config.internal_topic(f"{name}-changelog"),
+                directory=config.table_dir(name),
+            )
+            for name in processor.tables
+        }
+        self._owned: set[int] = set()
+        self._producer: Producer | None = None
+        self._consumer: Consumer | None = None
+        self._last_tick = 0.0
+        self.stats = {"events": 0, "outputs": 0, "dead_letters": 0, "transactions": 0}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Create topics, fence any predecessor, and join the consumer group."""
+        self._ensure_topics()
+        producer = Producer(self._producer_config())
+        try:
+            producer.init_transactions(30)
+        except KafkaException as exc:
+            raise StreamsError(f"cannot initialise transactions: {exc}") from exc
+        self._producer = producer
+        self._consumer = Consumer(self._consumer_config())
+        topics = [self.config.topic(area) for area in self.processor.input_areas()]
+        topics += [self.config.internal_topic(s) for s in self.processor.internal_inputs()]
+        self._consumer.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
+
+    def close(self) -> None:
+        """Leave the group and release state (nothing uncommitted is kept)."""
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        for partition in list(self._owned):
+            self._release(partition)
+        for table in self.tables.values():
+            table.close()
+        self.processor.close()
+        self._producer = None
+
+    def run(self, stop: threading.Event, *, idle_sleep_s: float = 0.0) -> None:
+        """Process until ``stop`` is set (then leave the group cleanly)."""
+        self.start()
+        try:
+            while not stop.is_set():
+                if self.run_once() == 0 and idle_sleep_s:
+                    time.sleep(idle_sleep_s)
+        finally:
+            self.close()
+
+    # ------------------------------------------------------------------ one turn
+
+    def run_once(self) -> int:
+        """Poll one batch and process it in one transaction; return messages handled."""
+        consumer, _ = self._require()
+        self.processor.poll_side_inputs()
+        messages = consumer.consume(self.config.max_batch, self.config.poll_timeout_s)
+        outputs: list[Output] = []
+        offsets: dict[tuple[str, int], int] = {}
+        handled = 0
+        retry_from: dict[tuple[str, int], int] = {}
+        for message in messages:
+            tp = (message.topic(), message.partition())
+            if message.error() is not None:
+                self._check_fatal(message.error())
+                continue
+            if tp in retry_from:
+                continue  # an earlier message of this partition must be retried first
+            try:
+                outputs += self._handle(message)
+            except PersistenceError as exc:
+                log.warning("store unavailable, will retry %s@%s: %s", tp, message.offset(), exc)
+                retry_from[tp] = message.offset()
+                continue
+            offsets[tp] = message.offset() + 1
+            handled += 1
+        outputs += self._maybe_tick()
+        self._commit(outputs, offsets)
+        for (topic, partition), offset in retry_from.items():
+            consumer.seek(TopicPartition(topic, partition, offset))
+        if retry_from:
+            time.sleep(1.0)
+        return handled
+
+    def _handle(self, message: Message) -> list[Output]:
+        source = Source(message.topic(), message.partition(), message.offset(), message.key())
+        raw = message.value() or b""
+        try:
+            event = self._serde.decode(raw)
+        except OmiumError as exc:
+            return [self._dead_letter(message, exc)]
+        ctx = self._context(message.partition(), event=event, source=source)
+        try:
+            self.processor.handle(ctx)
+        except PersistenceError:
+            raise
+        except Exception as exc:  # a bug or bad input: keep the message, tell why, move on
+            log.exception("handler failed on %s@%s", source.topic, source.offset)
+            return [self._dead_letter(message, exc)]
+        ctx.apply_to(self.tables)
+        self.stats["events"] += 1
+        return ctx.outputs
+
+    def _maybe_tick(self) -> list[Output]:
+        if time.monotonic() - self._last_tick < self.config.tick_interval_s:
+            return []
+        self._last_tick = time.monotonic()
+        outputs: list[Output] = []
+        for partition in sorted(self._owned):
+            ctx = self._context(partition)
+            self.processor.on_tick(ctx)
+            ctx.apply_to(self.tables)
+            outputs += ctx.outputs
+        return outputs
+
+    def _context(
+        self, partition: int, *, event: dict[str, Any] | None = None, source: Source | None = None
+    ) -> Context:
+        return Context(
+            partition,
+            now=self._clock(),
+            tables=self.tables,
+            serde=self._serde,
+            topic_prefix=self.config.kafka.topic_prefix,
+            source_name=f"streams.{self.config.app_id}",
+            event=event,
+            source=source,
+        )
+
+    # ------------------------------------------------------------------ transactions
+
+    def _commit(self, outputs: list[Output], offsets: dict[tuple[str, int], int]) -> None:
+        changes = [(t, c) for t in self.tables.values() for c in t.pending_changes()]
+        if not outputs and not offsets and not changes:
+            return
+        consumer, producer = self._require()
+        try:
+            producer.begin_transaction()
+            for out in outputs:
+                self._produce(producer, out)
+            for table, (partition, key, value) in changes:
+                self._produce(producer, Output(table.changelog, key.encode(), value, [], partition))
+            if offsets:
+                producer.send_offsets_to_transaction(
+                    [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                    consumer.consumer_group_metadata(),
+                    30,
+                )
+            producer.commit_transaction(60)
+        except KafkaException as exc:
+            self._on_transaction_error(exc, offsets)
+            return
+        for table in self.tables.values():
+            table.commit_local()
+        self.stats["transactions"] += 1
+        self.stats["outputs"] += len(outputs)
+
+    def _produce(self, producer: Producer, out: Output) -> None:
+        kwargs: dict[str, Any] = {"key": out.key, "value": out.value, "headers": out.headers}
+        if out.partition is not None:
+            kwargs["partition"] = out.partition
+        while True:
+            try:
+                producer.produce(out.topic, **kwargs)
+                return
+            except BufferError:
+                producer.poll(0.05)  # local queue full: let deliveries drain
+
+    def _on_transaction_error(
+        self, exc: KafkaException, offsets: dict[tuple[str, int], int]
+    ) -> None:
+        error: KafkaError = exc.args[0]
+        for table in self.tables.values():
+            table.rollback_local()
+        if not error.txn_requires_abort():
+            # Fenced or fatal: another instance took over under our id, or the producer is dead.
+            raise StreamsError(f"transaction failed and cannot be aborted: {error}") from exc
+        log.warning("aborting transaction: %s", error)
+        consumer, producer = self._require()
+        producer.abort_transaction(30)
+        # Go back to the committed positions, so the batch is processed again.
+        committed = consumer.committed([TopicPartition(t, p) for (t, p) in offsets], timeout=30)
+        for tp in committed:
+            consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
+
+    def _dead_letter(self, message: Message, exc: BaseException) -> Output:
+        self.stats["dead_letters"] += 1
+        letter = DeadLetter(
+            reason=str(exc) or type(exc).__name__,
+            error_type=type(exc).__name__,
+            source_topic=message.topic() or "",
+            source_partition=message.partition() or 0,
+            source_offset=message.offset() or 0,
+            key=message.key(),
+            value=message.value(),
+            consumer_group=self.config.group_id,
+            original_headers=tuple(message.headers() or ()),
+        )
+        return Output(
+            topic_name(self.config.kafka, "dlq"), letter.key, letter.value or b"", letter.headers()
+        )
+
+    # ------------------------------------------------------------------ rebalancing
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for partition in sorted({tp.partition for tp in partitions} - self._owned):
+            for table in self.tables.values():
+                restored = table.restore(partition, self._read_changelog(table, partition))
+                log.info("restored %s[%d]: %d records", table.name, partition, restored)
+            self._owned.add(partition)
+            self.processor.on_assigned(partition, self.tables)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Eager rebalancing revokes everything; a transaction is never open during a poll.
+        for partition in sorted({tp.partition for tp in partitions} & self._owned):
+            self._release(partition)
+
+    def _release(self, partition: int) -> None:
+        self._owned.discard(partition)
+        for table in self.tables.values():
+            table.drop(partition)
+        self.processor.on_revoked(partition)
+
+    def _read_changelog(
+        self, table: StateTable, partition: int
+    ) -> list[tuple[bytes, bytes | None]]:
+        """Every committed record of one changelog partition, oldest first."""
+        reader = Consumer(
+            {
+                "bootstrap.servers": self.config.kafka.bootstrap_servers,
+                "group.id": f"{self.config.group_id}.restore",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
+        )
+        try:
+            tp = TopicPartition(table.changelog, partition)
+            low, high = reader.get_watermark_offsets(tp, timeout=30)
+            records: list[tuple[bytes, bytes | None]] = []
+            if high <= low:
+                return records
+            reader.assign([TopicPartition(table.changelog, partition, OFFSET_BEGINNING)])
+            deadline = time.monotonic() + self.config.transaction_timeout_ms / 1000 + 60
+            while time.monotonic() < deadline:
+                for message in reader.consume(1000, 0.5):
+                    if message.error() is None and message.key() is not None:
+                        records.append((message.key(), message.value()))
+                (position,) = reader.position([tp])
+                if position.offset >= high:
+                    return records
+            raise StreamsError(f"restoring {table.changelog}[{partition}] did not reach {high}")
+        finally:
+            reader.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _ensure_topics(self) -> None:
+        kafka = self.config.kafka
+        ensure_topics(kafka)
+        internal = [table.changelog for table in self.tables.values()]
+        internal += [self.config.internal_topic(s) for s in self.processor.internal_inputs()]
+        specs = [
+            TopicSpec(
+                name=name,
+                partitions=kafka.partitions,
+                replication_factor=kafka.replication_factor,
+                config={
+                    "cleanup.policy": "compact" if name.endswith("-changelog") else "delete",
+                    "min.insync.replicas": str(min(2, kafka.replication_factor)),
+                },
+            )
+            for name in internal
+        ]
+        if specs:
+            ensure_topics(kafka, specs=specs)
+
+    def _producer_config(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self.config.kafka.bootstrap_servers,
+            "client.id": f"{self.config.kafka.client_id}-{self.config.app_id}",
+            "transactional.id": self.config.transactional_id,
+            "transaction.timeout.ms": self.config.transaction_timeout_ms,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+
+    def _consumer_config(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self.config.kafka.bootstrap_servers,
+            "client.id": f"{self.config.kafka.client_id}-{self.config.app_id}",
+            "group.id": self.config.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            # Range keeps partition p of every input topic on the same instance (co-partitioning).
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": self.config.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, self.config.session_timeout_ms // 5),
+        }
+
+    def _check_fatal(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise StreamsError(f"fatal consumer error: {error}")
+
+    def _require(self) -> tuple[Consumer, Producer]:
+        if self._consumer is None or self._producer is None:
+            raise StreamsError("the runtime is not started")
+        return self._consumer, self._producer
