@@ -1,0 +1,23 @@
+"""Read models fed from Kafka: PostgreSQL, Redis, OpenSearch and Timestream projections.
+
+Each read model is a :class:`~projections.base.Projection` with its own consumer group; run one
+with ``omium project <name>`` and rebuild one with ``omium replay <name>``.
+"""
+
+from projections._registry import (
+    FACTORIES,
+    ProjectionFactory,
+    group_id,
+    live_runner,
+    open_projection,
+    topics_of,
+)
+
+__all__ = [
+    "FACTORIES",
+    "ProjectionFactory",
+    "group_id",
+    "live_runner",
+    "open_projection",
+    "topics_of",
+]

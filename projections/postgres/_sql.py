@@ -1,0 +1,135 @@
+"""Small builders of the idempotent statements the PostgreSQL mappers emit.
+
+Every statement is safe to run twice: rows keyed by an event (audit entries, votes, checkpoints,
+timeline entries) are inserted ``ON CONFLICT DO NOTHING``; rows an aggregate keeps changing
+(executions, steps, rounds) are changed only ``WHERE last_event_version < <this event's>``.
+Column names come from the mappers' code, never from events; ``{s}`` is the schema.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+
+@dataclass(frozen=True)
+class Op:
+    """One parameterised statement; ``{s}`` in ``sql`` is replaced by the schema name."""
+
+    sql: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def insert_once(table: str, row: Mapping[str, Any], *, key: Sequence[str]) -> Op:
+    """Insert ``row`` unless a row with the same ``key`` exists."""
+    return Op(_insert_once_sql(table, tuple(row), tuple(key)), _adapt(row))
+
+
+@cache
+def _insert_once_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
+    values = ", ".join(f"%({c})s" for c in columns)
+    return (f"INSERT INTO {{s}}.{table} ({', '.join(columns)}) VALUES ({values}) "
+            f"ON CONFLICT ({', '.join(key)}) DO NOTHING")
+
+
+def upsert_versioned(
+    table: str, row: Mapping[str, Any], *, key: Sequence[str], version_column: str
+) -> Op:
+    """Insert ``row`` or update its non-key columns, only if ``version_column`` grows."""
+    return Op(_upsert_sql(table, tuple(row), tuple(key), version_column), _adapt(row))
+
+
+@cache
+def _upsert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...], version: str) -> str:
+    values = ", ".join(f"%({c})s" for c in columns)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
+    return (f"INSERT INTO {{s}}.{table} ({', '.join(columns)}) VALUES ({values}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} "
+            f"WHERE {table}.{version} < EXCLUDED.{version}")
+
+
+def update_versioned(
+    table: str,
+    key: Mapping[str, Any],
+    *,
+    version: int,
+    values: Mapping[str, Any] | None = None,
+    increments: Mapping[str, float] | None = None,
+    expressions: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Op:
+    """Update the row at ``key`` if its ``last_event_version`` is below ``version``.
+
+    Args:
+        table: Table name.
+        key: Primary-key columns and values.
+        version: The event's aggregate version; becomes ``last_event_version``.
+        values: Columns set to values.
+        increments: Columns increased by amounts.
+        expressions: Columns set to SQL expressions (from code), using ``params``.
+        params: Extra named parameters for ``expressions``.
+    """
+    values, increments, expressions = values or {}, increments or {}, expressions or {}
+    sql = _update_sql(table, tuple(key), tuple(values), tuple(increments),
+                      tuple(expressions.items()))
+    bound = {**{f"k_{c}": v for c, v in key.items()}, **{f"v_{c}": v for c, v in values.items()},
+             **{f"i_{c}": v for c, v in increments.items()}, **(params or {}),
+             "_version": version}
+    return Op(sql, _adapt(bound))
+
+
+@cache
+def _update_sql(
+    table: str,
+    key: tuple[str, ...],
+    values: tuple[str, ...],
+    increments: tuple[str, ...],
+    expressions: tuple[tuple[str, str], ...],
+) -> str:
+    sets = [f"{c} = %(v_{c})s" for c in values]
+    sets += [f"{c} = {c} + %(i_{c})s" for c in increments]
+    sets += [f"{c} = {expr}" for c, expr in expressions]
+    sets.append("last_event_version = %(_version)s")
+    where = " AND ".join(f"{c} = %(k_{c})s" for c in key)
+    return (f"UPDATE {{s}}.{table} SET {', '.join(sets)} "
+            f"WHERE {where} AND last_event_version < %(_version)s")
+
+
+def _adapt(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Driver-ready values: dicts become ``jsonb``, UUIDs text (ids are text columns)."""
+    adapted = {}
+    for name, value in row.items():
+        if isinstance(value, dict):
+            adapted[name] = Jsonb(jsonable(value))
+        elif isinstance(value, UUID) and name != "event_id":
+            adapted[name] = str(value)
+        else:
+            adapted[name] = value
+    return adapted
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with UUIDs, datetimes and bytes turned into JSON-friendly values."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return {"bytes": len(value)}
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON of ``value`` after :func:`jsonable`."""
+    return json.dumps(jsonable(value), separators=(",", ":"), sort_keys=True)
