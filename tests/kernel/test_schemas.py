@@ -66,6 +66,7 @@ EVENT_TYPES = {
     "traces": ["SpanRecorded"],
     "metrics": ["MetricRecorded"],
     "audit": ["CommandRecorded"],
+    "commands": ["CommandIssued"],
 }
 
 CATALOG = default_catalog()

@@ -38,6 +38,7 @@ ALL_VERSIONS = [(t, v) for t in CATALOG.event_types() for v in CATALOG.versions(
 FROZEN_FINGERPRINTS = {
     ("CheckpointCreated", 1): "f9b841a16c70aa35",
     ("CommandRecorded", 1): "ac8ec41830c46ab1",
+    ("CommandIssued", 1): "3b26558ac4ba283a",
     ("ConsensusFailed", 1): "46f8619e7eff2657",
     ("ConsensusReached", 1): "3201f62eab89722c",
     ("ConsensusRoundOpened", 1): "4eee4e578240f730",
