@@ -149,7 +149,10 @@ class StreamRuntime:
                 continue
             offsets[tp] = message.offset() + 1
             handled += 1
-        outputs += self._maybe_tick()
+        # Timers wait until the consumer has caught up, so a backlog of events that happened
+        # before a deadline is processed before the deadline fires.
+        if len(messages) < self.config.max_batch:
+            outputs += self._maybe_tick()
         self._commit(outputs, offsets)
         for (topic, partition), offset in retry_from.items():
             consumer.seek(TopicPartition(topic, partition, offset))
