@@ -12,12 +12,26 @@ from projections._registry import (
     open_projection,
     topics_of,
 )
+from projections._stores import ReadStores
+from projections.postgres._queries import (
+    ExecutionFilter,
+    InvalidCursorError,
+    Page,
+    ReadModelQueries,
+)
 
 __all__ = [
+    # running projections
     "FACTORIES",
     "ProjectionFactory",
     "group_id",
     "live_runner",
     "open_projection",
     "topics_of",
+    # reading them (the gateway)
+    "ExecutionFilter",
+    "InvalidCursorError",
+    "Page",
+    "ReadModelQueries",
+    "ReadStores",
 ]

@@ -1,0 +1,62 @@
+"""Async handles on the read models for the gateway: PostgreSQL pool, Redis, OpenSearch.
+
+Opened lazily on first use, on the event loop that uses them, and closed by ``aclose``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+
+from omium.kernel.settings import OmiumSettings
+from projections.postgres import schema_for
+from projections.postgres._queries import ReadModelQueries
+
+
+class ReadStores:
+    """Where the gateway reads the read models of one deployment (one topic prefix).
+
+    Args:
+        settings: Addresses of the stores; ``kafka.topic_prefix`` names the read models.
+        pool_size: Most PostgreSQL connections.
+    """
+
+    def __init__(self, settings: OmiumSettings, *, pool_size: int = 8) -> None:
+        self.settings = settings
+        self.prefix = settings.kafka.topic_prefix
+        self.schema = schema_for(self.prefix)
+        self.queries = ReadModelQueries(self.schema)
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool | None = None
+        self._redis: aioredis.Redis | None = None
+        self._lock = asyncio.Lock()
+
+    async def pool(self) -> AsyncConnectionPool:
+        """The PostgreSQL pool (autocommit, no prepared statements: see ``postgres.connect``)."""
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    pool = AsyncConnectionPool(
+                        self.settings.postgres.dsn(), min_size=1, max_size=self._pool_size,
+                        kwargs={"autocommit": True, "prepare_threshold": None}, open=False,
+                    )
+                    await pool.open()
+                    self._pool = pool
+        return self._pool
+
+    def redis(self) -> aioredis.Redis:
+        """The Redis client (connections are made on first command)."""
+        if self._redis is None:
+            self._redis = aioredis.from_url(self.settings.redis.url, decode_responses=True)
+        return self._redis
+
+    async def aclose(self) -> None:
+        """Close whatever was opened."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None

@@ -1,0 +1,75 @@
+"""Fixtures for the read routes: a read model on its own schema, filled by the real projection.
+
+Events are applied straight to the PostgreSQL projection (the projection tests cover the path
+through Kafka); the app reads the same schema through its ``ReadStores``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+
+from omium.kernel.kafka import ConsumedEvent
+from omium.kernel.settings import OmiumSettings
+from projections import ReadStores
+from projections.postgres import PostgresProjection, schema_for
+
+
+class ReadModel:
+    """A PostgreSQL read model of one test, and the settings that point at it."""
+
+    def __init__(self, settings: OmiumSettings, projection: PostgresProjection) -> None:
+        self.settings = settings
+        self.projection = projection
+
+    def project(self, events: Iterable[dict[str, Any]]) -> None:
+        """Apply events as the live projection would, and flush them."""
+        for offset, event in enumerate(events):
+            self.projection.apply(ConsumedEvent(topic="direct", partition=0, offset=offset,
+                                                key=None, event=event, raw=b""))
+        self.projection.flush({}, expected={})
+
+
+@pytest.fixture
+def read_model(
+    gateway_settings: OmiumSettings, live_postgres: OmiumSettings
+) -> Iterator[ReadModel]:
+    """A migrated, empty read model on a schema of its own."""
+    prefix = f"rt{uuid.uuid4().hex[:10]}"
+    kafka = gateway_settings.kafka.model_copy(update={"topic_prefix": prefix})
+    settings = gateway_settings.model_copy(update={"kafka": kafka})
+    projection = PostgresProjection.open(settings.postgres.dsn(), schema=schema_for(prefix))
+    yield ReadModel(settings, projection)
+    projection.close()
+    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema_for(prefix)} CASCADE")
+
+
+@pytest.fixture
+async def read_client_factory(
+    read_model: ReadModel,
+    app_factory: Callable[..., FastAPI],
+    async_client_factory: Callable[[FastAPI], httpx.AsyncClient],
+) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
+    """Builds clients of an app whose read routes read ``read_model``."""
+    apps: list[FastAPI] = []
+    clients: list[httpx.AsyncClient] = []
+
+    def build() -> httpx.AsyncClient:
+        app = app_factory(read_model.settings)
+        app.state.read_stores = ReadStores(read_model.settings)
+        apps.append(app)
+        clients.append(client := async_client_factory(app))
+        return client
+
+    yield build
+    for client in clients:
+        await client.aclose()
+    for app in apps:
+        await app.state.read_stores.aclose()
