@@ -18,6 +18,7 @@ from omium.sdk.workflow._conditions import (
 )
 from omium.sdk.workflow._dag import descendants, find_cycle, ready_steps, topological_order
 from omium.sdk.workflow._entrypoints import ENTRYPOINT_PATTERN, resolve_entrypoint
+from omium.sdk.workflow._grounded import Claim, ClaimProblem, check_claims, extract_claims
 from omium.sdk.workflow._loader import load_workflow, parse_workflow, parse_workflow_dict
 from omium.sdk.workflow._model import (
     CONSENSUS_AGENT,
@@ -36,6 +37,14 @@ from omium.sdk.workflow._model import (
     Step,
     StepDefaults,
     WorkflowDefinition,
+)
+from omium.sdk.workflow._postconditions import (
+    CheckResult,
+    StepOutput,
+    check_postcondition,
+    check_postconditions,
+    output_text,
+    register_check,
 )
 from omium.sdk.workflow.errors import (
     EntrypointError,
@@ -77,6 +86,17 @@ __all__ = [
     "NotContainsCondition",
     "GroundedCondition",
     "CustomCondition",
+    # checking post-conditions
+    "StepOutput",
+    "CheckResult",
+    "check_postcondition",
+    "check_postconditions",
+    "register_check",
+    "output_text",
+    "Claim",
+    "ClaimProblem",
+    "extract_claims",
+    "check_claims",
     # the step graph
     "topological_order",
     "ready_steps",
