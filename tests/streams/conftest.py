@@ -145,3 +145,36 @@ def read_events(kafka: KafkaSettings, serde: AvroSerde) -> Callable[..., list[di
         return found
 
     return read
+
+
+@pytest.fixture(scope="session")
+def streams_pg_schema(stack: OmiumSettings) -> Iterator[str]:
+    """A fresh PostgreSQL schema for this session's event tables, dropped at the end."""
+    import psycopg
+    from psycopg import sql
+
+    schema = f"test_streams_{uuid.uuid4().hex[:10]}"
+    admin = psycopg.connect(stack.postgres.dsn(), autocommit=True, connect_timeout=5)
+    try:
+        yield schema
+    finally:
+        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        admin.close()
+
+
+@pytest.fixture
+def apps_factory(stack: OmiumSettings, streams_pg_schema: str) -> Iterator[Callable[[], Any]]:
+    """Builds command applications on the real event store (this session's schema)."""
+    from commands import CommandApplications, event_store_env
+
+    built: list[Any] = []
+
+    def build() -> Any:
+        env = event_store_env(stack, schema=streams_pg_schema, pool_size=1, max_overflow=4)
+        apps = CommandApplications.create(env)
+        built.append(apps)
+        return apps
+
+    yield build
+    for apps in built:
+        apps.close()

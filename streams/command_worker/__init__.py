@@ -1,0 +1,11 @@
+"""The command worker: commands on Kafka applied once with the command handlers."""
+
+from streams.command_worker._processor import CommandWorker
+from streams.command_worker._registry import (
+    COMMANDS,
+    CommandSpec,
+    UnknownCommandError,
+    apply_command,
+)
+
+__all__ = ["COMMANDS", "CommandSpec", "CommandWorker", "UnknownCommandError", "apply_command"]
