@@ -178,3 +178,44 @@ def apps_factory(stack: OmiumSettings, streams_pg_schema: str) -> Iterator[Calla
     yield build
     for apps in built:
         apps.close()
+
+
+@pytest.fixture
+def worker_process_factory(kafka: KafkaSettings, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Starts ``omium worker <name>`` processes on this test's topics; kills leftovers."""
+    import os
+    import subprocess
+    import sys
+
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, *, instance_id: str = "p0") -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "OMIUM_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+            "OMIUM_KAFKA__PARTITIONS": str(kafka.partitions),
+            "OMIUM_LOG_LEVEL": "WARNING",
+        }
+        log = open(tmp_path / f"{name}-{instance_id}-{len(started)}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "omium"),
+                "worker",
+                name,
+                "--instance-id",
+                instance_id,
+                "--state-dir",
+                str(tmp_path / "state" / instance_id),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)

@@ -1,0 +1,55 @@
+"""``omium worker <processor>``: run one stream processor instance until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from omium.cli._app import app
+from omium.kernel.settings import load_settings
+
+
+@app.command()
+def worker(
+    processor: Annotated[
+        str, typer.Argument(help="consensus | recovery | policy | commands", show_default=False)
+    ],
+    instance_id: Annotated[
+        str | None,
+        typer.Option(
+            "--instance-id",
+            envvar="OMIUM_STREAMS_INSTANCE_ID",
+            help="Stable instance name (default: host name); a restart under the same name "
+            "aborts the transaction its predecessor left open.",
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option("--state-dir", help="Local state folder (default: <data dir>/streams)."),
+    ] = None,
+) -> None:
+    """Run one stream processor (exactly once, partitions shared with other instances)."""
+    from streams import PROCESSORS, run_processor
+
+    if processor not in PROCESSORS:
+        known = ", ".join(sorted(PROCESSORS))
+        typer.echo(f"unknown processor {processor!r} (known: {known})", err=True)
+        raise typer.Exit(code=2)
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    overrides: dict[str, object] = {"instance_id": instance_id or socket.gethostname()}
+    if state_dir is not None:
+        overrides["state_dir"] = state_dir
+    stats = run_processor(processor, settings, stop=stop, **overrides)
+    typer.echo(f"{processor} stopped: {stats}", err=True)
