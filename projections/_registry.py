@@ -8,6 +8,7 @@ from omium.kernel.kafka import EventCodec, topic_name
 from omium.kernel.settings import KafkaSettings, OmiumSettings
 from projections.base import EventSource, Projection, ProjectionRunner, UnknownProjectionError
 from projections.postgres import PostgresProjection, schema_for
+from projections.redis import RedisProjection
 
 ProjectionFactory = Callable[[OmiumSettings], Projection]
 
@@ -17,7 +18,11 @@ def _postgres(settings: OmiumSettings) -> Projection:
                                    schema=schema_for(settings.kafka.topic_prefix))
 
 
-FACTORIES: dict[str, ProjectionFactory] = {"postgres": _postgres}
+def _redis(settings: OmiumSettings) -> Projection:
+    return RedisProjection.open(settings.redis.url, topic_prefix=settings.kafka.topic_prefix)
+
+
+FACTORIES: dict[str, ProjectionFactory] = {"postgres": _postgres, "redis": _redis}
 """Name → factory of every projection ``omium project`` can run."""
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 
 from omium.kernel.kafka import admin_client, ensure_topics, topic_specs
 from omium.kernel.serde import AvroSerde, SchemaCatalog
@@ -15,6 +16,7 @@ from omium.kernel.settings import KafkaSettings, OmiumSettings
 from projections import live_runner
 from projections.base import Projection, ProjectionRunner
 from projections.postgres import PostgresProjection, schema_for
+from projections.redis import RedisProjection
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +69,25 @@ def pg_projection_factory(settings: OmiumSettings) -> Iterator[Callable[..., Pos
     with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
         for schema in schemas:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture
+def redis_projection_factory(settings: OmiumSettings) -> Iterator[Callable[..., RedisProjection]]:
+    """Opens Redis projections for a prefix; deletes the prefix's keys afterwards."""
+    opened: list[RedisProjection] = []
+
+    def build(kafka: KafkaSettings) -> RedisProjection:
+        projection = RedisProjection.open(settings.redis.url, topic_prefix=kafka.topic_prefix)
+        opened.append(projection)
+        return projection
+
+    yield build
+    client = redis.Redis.from_url(settings.redis.url)
+    for projection in opened:
+        for key in client.scan_iter(match=f"{projection.keys.prefix}:*", count=1000):
+            client.delete(key)
+        projection.close()
+    client.close()
 
 
 @pytest.fixture
