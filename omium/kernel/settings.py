@@ -161,6 +161,19 @@ class GatewaySettings(BaseModel):
     rate_limit: RateLimitSettings = RateLimitSettings()
 
 
+class LLMSettings(BaseModel):
+    """LLM providers: the OpenAI-compatible endpoint and the prices every call is charged at."""
+
+    # Any server speaking the chat-completions API (OpenAI, vLLM, Ollama, LiteLLM ...).
+    base_url: str = "https://api.openai.com/v1"
+    api_key: SecretStr | None = None
+    # For agents whose definition names no model.
+    default_model: str = "gpt-4o-mini"
+    timeout_s: float = Field(default=60.0, gt=0)
+    # Model -> (input, output) USD per million tokens; wins over the built-in price table.
+    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+
 class OmiumSettings(BaseSettings):
     """All settings of an Omium process; nested keys read ``OMIUM_KAFKA__BOOTSTRAP_SERVERS`` etc."""
 
@@ -180,6 +193,7 @@ class OmiumSettings(BaseSettings):
     aws: AwsSettings = AwsSettings()
     stack: StackSettings = StackSettings()
     gateway: GatewaySettings = GatewaySettings()
+    llm: LLMSettings = LLMSettings()
 
     def masked_dump(self) -> dict[str, Any]:
         """Settings as a dict with every secret replaced by ``**********``, safe to print."""
