@@ -13,12 +13,14 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis
 from fastapi import FastAPI
 
 from omium.kernel.kafka import ConsumedEvent
 from omium.kernel.settings import OmiumSettings
 from projections import ReadStores
 from projections.postgres import PostgresProjection, schema_for
+from projections.redis import RedisProjection
 
 
 class ReadModel:
@@ -73,3 +75,30 @@ async def read_client_factory(
         await client.aclose()
     for app in apps:
         await app.state.read_stores.aclose()
+
+
+@pytest.fixture
+def live_model(read_model: ReadModel, live_redis: OmiumSettings) -> Iterator[LiveModel]:
+    """The Redis read model of ``read_model``'s prefix; its keys are deleted afterwards."""
+    projection = RedisProjection.open(read_model.settings.redis.url,
+                                      topic_prefix=read_model.settings.kafka.topic_prefix)
+    yield LiveModel(projection)
+    client = redis.Redis.from_url(read_model.settings.redis.url)
+    for key in client.scan_iter(match=f"{projection.keys.prefix}:*", count=1000):
+        client.delete(key)
+    client.close()
+    projection.close()
+
+
+class LiveModel:
+    """A Redis read model of one test."""
+
+    def __init__(self, projection: RedisProjection) -> None:
+        self.projection = projection
+
+    def project(self, events: Iterable[dict[str, Any]]) -> None:
+        """Apply events as the live projection would, and flush them."""
+        for offset, event in enumerate(events):
+            self.projection.apply(ConsumedEvent(topic="direct", partition=0, offset=offset,
+                                                key=None, event=event, raw=b""))
+        self.projection.flush({}, expected={})
