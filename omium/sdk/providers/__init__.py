@@ -2,6 +2,7 @@
 OpenAI-compatible HTTP one. Every call reports its tokens, cost and latency.
 """
 
+from omium.sdk.providers._openai import OpenAICompatibleProvider
 from omium.sdk.providers._pricing import DEFAULT_PRICES, ModelPrice, PriceTable
 from omium.sdk.providers._scripted import (
     HALLUCINATION,
@@ -48,6 +49,8 @@ __all__ = [
     "FaultKind",
     "ScriptedCall",
     "HALLUCINATION",
+    # the OpenAI-compatible HTTP provider
+    "OpenAICompatibleProvider",
     # tokens and prices
     "count_tokens",
     "count_prompt_tokens",

@@ -1,0 +1,296 @@
+"""An OpenAI-compatible chat-completions provider over HTTP (httpx), sync and async.
+
+Works with any server that speaks ``POST {base_url}/chat/completions`` (OpenAI, vLLM, Ollama,
+LiteLLM ...). HTTP failures become typed errors the worker can recover from: 429 is a
+:class:`RateLimitError` with the server's ``Retry-After``, 5xx and connection failures are
+:class:`ProviderUnavailableError`, timeouts :class:`ProviderTimeoutError` (all retryable); other
+4xx are :class:`ProviderRequestError` (not retryable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any, Self
+
+import httpx
+from pydantic import SecretStr
+
+from omium.kernel.settings import LLMSettings
+from omium.sdk.providers._pricing import PriceTable
+from omium.sdk.providers._tokens import count_prompt_tokens, count_tokens
+from omium.sdk.providers._types import Completion, LLMProvider, Message, MessageLike, to_messages
+from omium.sdk.providers.errors import (
+    MalformedResponseError,
+    ProviderError,
+    ProviderRequestError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RateLimitError,
+)
+
+_CONNECT_TIMEOUT_S = 10.0
+_MAX_ERROR_TEXT = 300
+
+
+class OpenAICompatibleProvider(LLMProvider):
+    """Chat completions from an OpenAI-compatible HTTP API, with token and cost accounting."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | SecretStr | None = None,
+        timeout_s: float = 60.0,
+        prices: PriceTable | None = None,
+        headers: Mapping[str, str] | None = None,
+        name: str = "openai",
+    ) -> None:
+        """Build a provider (no connection is opened until the first call).
+
+        Args:
+            base_url: The API root, e.g. ``https://api.openai.com/v1``.
+            api_key: Sent as ``Authorization: Bearer``; None for servers without auth.
+            timeout_s: Default timeout of a call.
+            prices: Prices per model (the built-in table by default).
+            headers: Extra headers for every request.
+            name: The provider name reported in completions and errors.
+        """
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._prices = prices or PriceTable()
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        self._headers = {"Accept": "application/json", **(headers or {})}
+        if key:
+            self._headers["Authorization"] = f"Bearer {key}"
+        self._client: httpx.Client | None = None
+        self._async_client: httpx.AsyncClient | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_settings(cls, llm: LLMSettings) -> Self:
+        """Build the provider from the ``llm`` settings group (URL, key, timeout, prices)."""
+        return cls(
+            base_url=llm.base_url,
+            api_key=llm.api_key,
+            timeout_s=llm.timeout_s,
+            prices=PriceTable(llm.prices),
+        )
+
+    def complete(
+        self,
+        messages: Sequence[MessageLike],
+        *,
+        model: str,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout_s: float | None = None,
+        agent: str | None = None,
+        step_id: str | None = None,
+    ) -> Completion:
+        """Call ``/chat/completions`` (see :meth:`LLMProvider.complete`)."""
+        chat = to_messages(messages)
+        body = _request_body(chat, model, max_tokens, temperature)
+        timeout = self._timeout(timeout_s)
+        if self._client is None:
+            self._client = httpx.Client(base_url=self.base_url, headers=self._headers)
+        started = time.perf_counter()
+        try:
+            response = self._client.post("/chat/completions", json=body, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, model, timeout.read) from exc
+        return self._completion(response, chat, model, started)
+
+    async def acomplete(
+        self,
+        messages: Sequence[MessageLike],
+        *,
+        model: str,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout_s: float | None = None,
+        agent: str | None = None,
+        step_id: str | None = None,
+    ) -> Completion:
+        """Call ``/chat/completions`` without blocking the event loop."""
+        chat = to_messages(messages)
+        body = _request_body(chat, model, max_tokens, temperature)
+        timeout = self._timeout(timeout_s)
+        client = self._client_for_this_loop()
+        started = time.perf_counter()
+        try:
+            response = await client.post("/chat/completions", json=body, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, model, timeout.read) from exc
+        return self._completion(response, chat, model, started)
+
+    def close(self) -> None:
+        """Close the synchronous connection pool."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        """Close both connection pools."""
+        self.close()
+        if self._async_client is not None:
+            await self._async_client.aclose()
+            self._async_client = None
+
+    # Internals ----------------------------------------------------------------------------
+
+    def _timeout(self, timeout_s: float | None) -> httpx.Timeout:
+        total = self.timeout_s if timeout_s is None else timeout_s
+        return httpx.Timeout(total, connect=min(total, _CONNECT_TIMEOUT_S))
+
+    def _client_for_this_loop(self) -> httpx.AsyncClient:
+        # An AsyncClient's connections belong to the loop that opened them.
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_loop is not loop:
+            self._async_client = httpx.AsyncClient(base_url=self.base_url, headers=self._headers)
+            self._async_loop = loop
+        return self._async_client
+
+    def _transport_error(
+        self, exc: httpx.HTTPError, model: str, timeout: float | None
+    ) -> Exception:
+        if isinstance(exc, httpx.TimeoutException):
+            return ProviderTimeoutError(
+                f"no answer within {timeout}s ({type(exc).__name__})",
+                provider=self.name,
+                model=model,
+            )
+        return ProviderUnavailableError(
+            f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}",
+            provider=self.name,
+            model=model,
+        )
+
+    def _completion(
+        self, response: httpx.Response, chat: list[Message], model: str, started: float
+    ) -> Completion:
+        latency = time.perf_counter() - started
+        if not response.is_success:
+            raise _status_error(response, self.name, model)
+        payload = _json(response, self.name, model)
+        text, finish_reason = _choice(payload, self.name, model)
+        reported = payload.get("model")
+        answered_by = reported if isinstance(reported, str) and reported else model
+        usage = payload.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
+        tokens_in = _count(usage, "prompt_tokens", count_prompt_tokens(m.content for m in chat))
+        tokens_out = _count(usage, "completion_tokens", count_tokens(text))
+        return Completion(
+            text=text,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=self._prices.cost(answered_by, tokens_in, tokens_out),
+            model=answered_by,
+            latency_s=latency,
+            provider=self.name,
+            finish_reason=finish_reason,
+        )
+
+
+def _request_body(
+    chat: list[Message], model: str, max_tokens: int | None, temperature: float | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": m.role, "content": m.content} for m in chat],
+    }
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    if temperature is not None:
+        body["temperature"] = temperature
+    return body
+
+
+def _json(response: httpx.Response, provider: str, model: str) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError:
+        raise MalformedResponseError(
+            f"HTTP {response.status_code} body is not JSON: {response.text[:_MAX_ERROR_TEXT]!r}",
+            provider=provider,
+            model=model,
+            status_code=response.status_code,
+        ) from None
+    if not isinstance(payload, dict):
+        raise MalformedResponseError(
+            "the response is not a JSON object", provider=provider, model=model
+        )
+    return payload
+
+
+def _choice(payload: Mapping[str, Any], provider: str, model: str) -> tuple[str, str | None]:
+    try:
+        choice = payload["choices"][0]
+        content = choice["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise MalformedResponseError(
+            "the response has no choices[0].message.content", provider=provider, model=model
+        ) from None
+    if content is None:
+        content = ""  # a reply made only of tool calls has no text
+    if not isinstance(content, str):
+        raise MalformedResponseError(
+            "choices[0].message.content is not text", provider=provider, model=model
+        )
+    reason = choice.get("finish_reason")
+    return content, reason if isinstance(reason, str) else None
+
+
+def _count(usage: Mapping[str, Any], key: str, estimate: int) -> int:
+    value = usage.get(key)
+    # Some compatible servers omit usage: estimate rather than record zero tokens.
+    return value if isinstance(value, int) and not isinstance(value, bool) else estimate
+
+
+def _status_error(response: httpx.Response, provider: str, model: str) -> ProviderError:
+    status = response.status_code
+    detail = f"HTTP {status}: {_server_message(response)}"
+    retry_after = _retry_after(response.headers)
+    options: dict[str, Any] = {"provider": provider, "model": model, "status_code": status}
+    if status == 429:
+        return RateLimitError(detail, retry_after=retry_after, **options)
+    if status == 408:
+        return ProviderTimeoutError(detail, **options)
+    if 400 <= status < 500:
+        return ProviderRequestError(detail, **options)
+    return ProviderUnavailableError(detail, retry_after=retry_after, **options)
+
+
+def _server_message(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])[:_MAX_ERROR_TEXT]
+    return response.text[:_MAX_ERROR_TEXT] or response.reason_phrase
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            return max(float(milliseconds) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(moment.timestamp() - time.time(), 0.0)
