@@ -43,6 +43,7 @@ from omium.sdk.workflow._postconditions import (
     StepOutput,
     check_postcondition,
     check_postconditions,
+    gather_sources,
     output_text,
     register_check,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "check_postcondition",
     "check_postconditions",
     "register_check",
+    "gather_sources",
     "output_text",
     "Claim",
     "ClaimProblem",

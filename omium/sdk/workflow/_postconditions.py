@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -128,6 +128,28 @@ def check_postconditions(
 ) -> list[CheckResult]:
     """Check every post-condition of a step, in order (all of them, even after a failure)."""
     return [check_postcondition(condition, output) for condition in conditions]
+
+
+def gather_sources(output: Any, needed: Iterable[Any] = ()) -> dict[str, str]:
+    """The sources a step's ``grounded`` check compares its claims with.
+
+    They are the ``sources`` mappings (source id -> text) of the outputs of the steps it needs,
+    in order, then of its own output, which wins on a clash. Outputs held as JSON text are
+    parsed; entries that are not text are ignored.
+
+    Args:
+        output: The step's own output.
+        needed: The outputs of the steps it needs.
+
+    Returns:
+        Source id -> text.
+    """
+    sources: dict[str, str] = {}
+    for value in [*needed, output]:
+        found, mapping = _select(value, "sources")
+        if found and isinstance(mapping, Mapping):
+            sources.update({str(k): v for k, v in mapping.items() if isinstance(v, str)})
+    return sources
 
 
 def output_text(value: Any) -> str:
