@@ -12,13 +12,13 @@ from omium.kernel.settings import OmiumSettings
 from streams.base import Processor, ProcessorConfig, StreamRuntime
 
 
-def _consensus(settings: OmiumSettings, stack: ExitStack) -> Processor:
+def _consensus(settings: OmiumSettings, serde: AvroSerde, stack: ExitStack) -> Processor:
     from streams.consensus import ConsensusProcessor
 
     return ConsensusProcessor()
 
 
-def _commands(settings: OmiumSettings, stack: ExitStack) -> Processor:
+def _commands(settings: OmiumSettings, serde: AvroSerde, stack: ExitStack) -> Processor:
     from commands import CommandApplications, event_store_env
     from streams.command_worker import CommandWorker
 
@@ -26,9 +26,16 @@ def _commands(settings: OmiumSettings, stack: ExitStack) -> Processor:
     return CommandWorker(apps)
 
 
-PROCESSORS: dict[str, Callable[[OmiumSettings, ExitStack], Processor]] = {
+def _policy(settings: OmiumSettings, serde: AvroSerde, stack: ExitStack) -> Processor:
+    from streams.policy import PolicyFeed, PolicyProcessor
+
+    return PolicyProcessor(PolicyFeed(settings.kafka, serde))
+
+
+PROCESSORS: dict[str, Callable[[OmiumSettings, AvroSerde, ExitStack], Processor]] = {
     "consensus": _consensus,
     "commands": _commands,
+    "policy": _policy,
 }
 """Processor name -> builder; ``omium worker <name>`` runs one."""
 
@@ -56,6 +63,6 @@ def run_processor(
     serde = AvroSerde(SchemaCatalog.from_directory(settings.schemas_dir))
     config = ProcessorConfig.from_settings(name, settings, **config_overrides)
     with ExitStack() as stack:
-        runtime = StreamRuntime(build(settings, stack), config, serde=serde)
+        runtime = StreamRuntime(build(settings, serde, stack), config, serde=serde)
         runtime.run(stop)
         return dict(runtime.stats)

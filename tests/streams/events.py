@@ -69,3 +69,85 @@ def vote(
         occurred_at=at or datetime.now(UTC),
         event_id=event_id or uuid.uuid4(),
     )
+
+
+def policy_published(
+    name: str,
+    module: str,
+    *,
+    version: int = 1,
+    mode: str = "deny",
+    targets: list[str] | None = None,
+    tenant_id: str = TENANT,
+) -> dict[str, Any]:
+    """A ``PolicyPublished`` event; the module's package is read from its first line."""
+    package = module.strip().splitlines()[0].split()[1]
+    payload = {
+        "policy_id": name,
+        "version": version,
+        "rego_package": package,
+        "rego_module": module,
+        "mode": mode,
+        "targets": targets,
+        "description": None,
+        "published_by": "tests",
+    }
+    return sample_event(
+        "PolicyPublished",
+        aggregate_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/{name}"),
+        aggregate_version=version,
+        payload=payload,
+        tenant_id=tenant_id,
+        event_id=uuid.uuid4(),
+    )
+
+
+def step_completed(
+    execution_id: uuid.UUID,
+    *,
+    output: str = '{"answer": 42}',
+    cost_usd: float = 0.01,
+    tokens: tuple[int, int] = (10, 20),
+    step_id: str = "plan",
+    tenant_id: str = TENANT,
+) -> dict[str, Any]:
+    """A ``StepCompleted`` event of ``execution_id``."""
+    payload = {
+        "step_id": step_id,
+        "attempt": 1,
+        "output_json": output,
+        "duration_ms": 5,
+        "tokens_in": tokens[0],
+        "tokens_out": tokens[1],
+        "cost_usd": cost_usd,
+        "model": "scripted",
+    }
+    return sample_event(
+        "StepCompleted",
+        aggregate_id=execution_id,
+        payload=payload,
+        tenant_id=tenant_id,
+        event_id=uuid.uuid4(),
+    )
+
+
+def llm_call(
+    execution_id: uuid.UUID, *, model: str, output: str = "", tenant_id: str = TENANT
+) -> dict[str, Any]:
+    """A ``SpanRecorded`` of kind ``llm_call`` in ``execution_id``."""
+    base = sample_event("SpanRecorded")["payload"]
+    payload = {
+        **base,
+        "execution_id": execution_id,
+        "kind": "llm_call",
+        "model": model,
+        "attributes": {"output": output},
+        "span_id": uuid.uuid4().hex[:16],
+    }
+    return sample_event(
+        "SpanRecorded",
+        aggregate_id=execution_id,
+        payload=payload,
+        tenant_id=tenant_id,
+        event_id=uuid.uuid4(),
+    )
