@@ -7,6 +7,7 @@ from collections.abc import Callable
 from omium.kernel.kafka import EventCodec, topic_name
 from omium.kernel.settings import KafkaSettings, OmiumSettings
 from projections.base import EventSource, Projection, ProjectionRunner, UnknownProjectionError
+from projections.opensearch import OpenSearchProjection
 from projections.postgres import PostgresProjection, schema_for
 from projections.redis import RedisProjection
 
@@ -22,7 +23,16 @@ def _redis(settings: OmiumSettings) -> Projection:
     return RedisProjection.open(settings.redis.url, topic_prefix=settings.kafka.topic_prefix)
 
 
-FACTORIES: dict[str, ProjectionFactory] = {"postgres": _postgres, "redis": _redis}
+def _opensearch(settings: OmiumSettings) -> Projection:
+    return OpenSearchProjection.open(settings.opensearch.url,
+                                     topic_prefix=settings.kafka.topic_prefix)
+
+
+FACTORIES: dict[str, ProjectionFactory] = {
+    "postgres": _postgres,
+    "redis": _redis,
+    "opensearch": _opensearch,
+}
 """Name → factory of every projection ``omium project`` can run."""
 
 

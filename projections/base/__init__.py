@@ -14,6 +14,7 @@ from projections.base.errors import (
     OffsetsMovedError,
     ProjectionError,
     ProjectionStoreError,
+    StoreRejectedError,
     TopicPartition,
     UnknownProjectionError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "OffsetsMovedError",
     "ProjectionError",
     "ProjectionStoreError",
+    "StoreRejectedError",
     "TopicPartition",
     "UnknownProjectionError",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from omium.kernel.kafka import Area, ConsumedEvent
@@ -33,10 +33,13 @@ class FlushResult:
     Attributes:
         events: Events in the batch (applied or skipped as already applied).
         writes: Store operations performed (rows, keys, documents, records).
+        rejected: Events the store refused for good (a document it cannot index, a record it
+            will not take), with the reason; the runner dead-letters them.
     """
 
     events: int
     writes: int
+    rejected: list[tuple[ConsumedEvent, str]] = field(default_factory=list)
 
 
 class Projection(ABC):
@@ -108,8 +111,12 @@ class BatchingProjection(Projection, Generic[Op]):
         batch: Sequence[tuple[ConsumedEvent, Sequence[Op]]],
         offsets: Offsets,
         expected: Expected,
-    ) -> int:
-        """Perform the batch's operations durably; return how many store writes happened."""
+    ) -> int | FlushResult:
+        """Perform the batch's operations durably.
+
+        Returns:
+            How many store writes happened, or a full ``FlushResult`` (with rejections).
+        """
 
     def apply(self, consumed: ConsumedEvent) -> None:
         """Map the event now; it is written at the next ``flush``."""
@@ -120,8 +127,10 @@ class BatchingProjection(Projection, Generic[Op]):
         batch, self._batch = self._batch, []
         if not batch and not (offsets and self.keeps_offsets):
             return FlushResult(events=0, writes=0)
-        writes = self.write(batch, offsets, expected)
-        return FlushResult(events=len(batch), writes=writes)
+        written = self.write(batch, offsets, expected)
+        if isinstance(written, FlushResult):
+            return written
+        return FlushResult(events=len(batch), writes=written)
 
     def discard(self) -> None:
         """Drop the batch (after a failed flush it is read again from the stored offsets)."""

@@ -12,7 +12,7 @@ import structlog
 from omium.kernel.errors import PersistenceError
 from projections.base._projection import Projection
 from projections.base._source import EventSource
-from projections.base.errors import OffsetsMovedError
+from projections.base.errors import OffsetsMovedError, StoreRejectedError
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +101,12 @@ class ProjectionRunner:
         except PersistenceError:
             self._abandon()
             raise
+        if result.rejected:
+            # Dead letters must be durable before the offsets move past their events.
+            for consumed, reason in result.rejected:
+                self._source.dead_letter(consumed, StoreRejectedError(reason))
+            self._source.flush_dead_letters()
+            dead += len(result.rejected)
         self._source.mark_flushed(offsets)
         # With offsets in the store the group commit is only for lag monitoring: no need to wait.
         self._source.commit(offsets, asynchronous=self._projection.keeps_offsets)

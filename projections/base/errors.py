@@ -37,6 +37,10 @@ class OffsetsMovedError(ProjectionStoreError):
         super().__init__(f"stored offsets moved under this writer: {moved or 'none'}")
 
 
+class StoreRejectedError(ProjectionError):
+    """A store refused one event's write for good; the event goes to the DLQ with this reason."""
+
+
 class UnknownProjectionError(ProjectionError, ConfigurationError):
     """No projection has this name.
 

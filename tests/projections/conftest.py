@@ -15,6 +15,7 @@ from omium.kernel.serde import AvroSerde, SchemaCatalog
 from omium.kernel.settings import KafkaSettings, OmiumSettings
 from projections import live_runner
 from projections.base import Projection, ProjectionRunner
+from projections.opensearch import READ_MODELS, OpenSearchClient, OpenSearchProjection
 from projections.postgres import PostgresProjection, schema_for
 from projections.redis import RedisProjection
 
@@ -88,6 +89,30 @@ def redis_projection_factory(settings: OmiumSettings) -> Iterator[Callable[..., 
             client.delete(key)
         projection.close()
     client.close()
+
+
+@pytest.fixture
+def opensearch_projection_factory(
+    settings: OmiumSettings,
+) -> Iterator[Callable[..., OpenSearchProjection]]:
+    """Opens OpenSearch projections for a prefix; deletes its indices and templates after."""
+    opened: list[OpenSearchProjection] = []
+
+    def build(kafka: KafkaSettings) -> OpenSearchProjection:
+        projection = OpenSearchProjection.open(settings.opensearch.url,
+                                               topic_prefix=kafka.topic_prefix)
+        opened.append(projection)
+        return projection
+
+    yield build
+    cleaner = OpenSearchClient(settings.opensearch.url)
+    for projection in opened:
+        prefix = projection.targets["spans"].rsplit("-", 1)[0]
+        cleaner.delete_index(f"{prefix}-*")
+        for model in READ_MODELS:
+            cleaner.request("DELETE", f"/_index_template/{prefix}-{model}", ok=(200, 404))
+        projection.close()
+    cleaner.close()
 
 
 @pytest.fixture

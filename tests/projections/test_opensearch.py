@@ -1,0 +1,91 @@
+"""The OpenSearch projection against real Kafka and OpenSearch: documents, ids, rejections."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from omium.kernel.serde import AvroSerde
+from omium.kernel.settings import KafkaSettings
+from projections.base import ProjectionRunner
+from projections.opensearch import DocWrite, OpenSearchProjection
+from tests.projections.helpers import publish, single, wait_for
+
+pytestmark = pytest.mark.integration
+
+Factory = Callable[..., Any]
+
+
+def run_until(runner: ProjectionRunner, total: int) -> None:
+    wait_for(lambda: runner.run_once() is not None and runner.events_total >= total,
+             every_s=0, what=f"{total} events projected")
+
+
+def world(tenant: str) -> list[dict[str, Any]]:
+    trace = uuid.uuid4().hex
+    spans = [single("SpanRecorded", tenant, trace_id=trace, span_id=f"{i:016x}",
+                    name=name, status=status)
+             for i, (name, status) in enumerate([("llm.chat", "ok"), ("tool.search", "error"),
+                                                 ("llm.chat", "ok")])]
+    failure_id = uuid.uuid4()
+    failures = [single("FailureDetected", tenant, failure_id=failure_id,
+                       message="citations missing in review"),
+                single("RecoveryPlanned", tenant, failure_id=failure_id, plan="rollback")]
+    audit = [single("CommandRecorded", tenant) for _ in range(2)]
+    return spans + failures + audit
+
+
+def test_documents_are_written_once_per_subject(
+    kafka: KafkaSettings, serde: AvroSerde, opensearch_projection_factory: Factory,
+    runner_factory: Factory,
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    events = world(tenant)
+    publish(kafka, serde, events + events)  # redelivered: same ids, same documents
+    projection: OpenSearchProjection = opensearch_projection_factory(kafka)
+    run_until(runner_factory(projection, kafka), 2 * len(events))
+
+    client, targets = projection.client, projection.targets
+    for target in targets.values():
+        client.refresh(target)
+    assert client.count(targets["spans"]) == 3
+    assert client.count(targets["audit"]) == 2
+    assert client.count(targets["failures"]) == 1
+    merged = client.request("POST", f"/{targets['failures']}/_search", body={})
+    failure = merged["hits"]["hits"][0]["_source"]
+    assert failure["plan"] == "rollback"
+    assert failure["message"] == "citations missing in review"
+    errors = client.count(targets["spans"], {"term": {"status": "error"}})
+    assert errors == 1
+
+
+def test_a_document_the_index_refuses_is_dead_lettered(
+    kafka_factory: Factory, serde: AvroSerde, opensearch_projection_factory: Factory,
+    runner_factory: Factory, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from projections.opensearch import MAPPERS
+
+    kafka = kafka_factory(partitions=1)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+
+    def bad(event: dict[str, Any]) -> list[DocWrite]:
+        # A field the strict mapping does not know: refused with 400, for good.
+        return [DocWrite("audit", f"{tenant}:bad", {"tenant_id": tenant, "surprise": 1})]
+
+    publish(kafka, serde, [single("CommandRecorded", tenant), single("SpanRecorded", tenant)])
+    monkeypatch.setitem(MAPPERS, "SpanRecorded", bad)
+    projection: OpenSearchProjection = opensearch_projection_factory(kafka)
+    runner = runner_factory(projection, kafka)
+    dead = 0
+
+    def step() -> bool:
+        nonlocal dead
+        dead += runner.run_once().dead_lettered
+        return runner.events_total >= 2 and dead >= 1
+
+    wait_for(step, every_s=0, what="one dead letter")
+    projection.client.refresh(projection.targets["audit"])
+    assert projection.client.count(projection.targets["audit"]) == 1
