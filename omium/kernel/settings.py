@@ -172,6 +172,8 @@ class LLMSettings(BaseModel):
     timeout_s: float = Field(default=60.0, gt=0)
     # Model -> (input, output) USD per million tokens; wins over the built-in price table.
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    # The scripted provider's rules (YAML); without one it answers nothing and calls fail.
+    script_path: Path | None = None
 
 
 class OmiumSettings(BaseSettings):
