@@ -29,6 +29,7 @@ EXPECTED = {
     },
     "omium.sdk.providers": {
         "LLMProvider", "Completion", "Message", "MessageLike", "Role", "to_messages",
+        "providers_from_settings",
         "ScriptedProvider", "Script", "ScriptRule", "Fault", "FaultKind", "ScriptedCall",
         "HALLUCINATION", "OpenAICompatibleProvider", "count_tokens", "count_prompt_tokens",
         "truncate_to_tokens", "PriceTable", "ModelPrice", "DEFAULT_PRICES", "ProviderError",

@@ -2,6 +2,7 @@
 OpenAI-compatible HTTP one. Every call reports its tokens, cost and latency.
 """
 
+from omium.sdk.providers._factory import providers_from_settings
 from omium.sdk.providers._openai import OpenAICompatibleProvider
 from omium.sdk.providers._pricing import DEFAULT_PRICES, ModelPrice, PriceTable
 from omium.sdk.providers._scripted import (
@@ -41,6 +42,7 @@ __all__ = [
     "MessageLike",
     "Role",
     "to_messages",
+    "providers_from_settings",
     # the scripted provider
     "ScriptedProvider",
     "Script",

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, field_validator
 
+from omium.kernel.settings import LLMSettings
 from omium.sdk.providers._pricing import PriceTable
 from omium.sdk.providers._tokens import count_prompt_tokens, count_tokens, truncate_to_tokens
 from omium.sdk.providers._types import Completion, LLMProvider, Message, MessageLike, to_messages
@@ -197,6 +198,14 @@ class ScriptedProvider(LLMProvider):
         """Load a script from a YAML (or JSON) file."""
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         return cls(Script.model_validate(data or {}), prices=prices)
+
+    @classmethod
+    def from_settings(cls, llm: LLMSettings) -> ScriptedProvider:
+        """Build the provider from the ``llm`` settings (``script_path`` and ``prices``)."""
+        prices = PriceTable(llm.prices)
+        if llm.script_path is None:
+            return cls(prices=prices)
+        return cls.from_file(llm.script_path, prices=prices)
 
     @property
     def calls(self) -> list[ScriptedCall]:

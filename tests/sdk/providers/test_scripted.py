@@ -198,3 +198,24 @@ def test_bad_messages_are_refused() -> None:
         provider.complete([{"role": "robot", "content": "hi"}], model="m")
     with pytest.raises(ValueError, match="at least one"):
         provider.complete([], model="m")
+
+
+def test_built_from_settings_with_a_script_and_prices(tmp_path: Path) -> None:
+    from omium.kernel.settings import LLMSettings
+    from omium.sdk.providers import OpenAICompatibleProvider, providers_from_settings
+
+    path = tmp_path / "script.yaml"
+    path.write_text("default: from the file\n", encoding="utf-8")
+    llm = LLMSettings(script_path=path, prices={"house": (1.0, 1.0)})
+
+    providers = providers_from_settings(llm)
+
+    assert set(providers) == {"scripted", "openai"}
+    assert isinstance(providers["openai"], OpenAICompatibleProvider)
+    completion = providers["scripted"].complete(USER, model="house")
+    assert completion.text == "from the file"
+    assert completion.cost_usd == pytest.approx(
+        (completion.tokens_in + completion.tokens_out) / 1e6
+    )
+    with pytest.raises(NoScriptedResponseError):
+        ScriptedProvider.from_settings(LLMSettings()).complete(USER, model="m")
