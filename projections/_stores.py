@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from omium.kernel.settings import OmiumSettings
+from projections.opensearch import SearchQueries
 from projections.postgres import schema_for
 from projections.postgres._queries import ReadModelQueries
 
@@ -28,9 +30,11 @@ class ReadStores:
         self.prefix = settings.kafka.topic_prefix
         self.schema = schema_for(self.prefix)
         self.queries = ReadModelQueries(self.schema)
+        self.search = SearchQueries(self.prefix)
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
         self._redis: aioredis.Redis | None = None
+        self._opensearch: httpx.AsyncClient | None = None
         self._lock = asyncio.Lock()
 
     async def pool(self) -> AsyncConnectionPool:
@@ -52,6 +56,13 @@ class ReadStores:
             self._redis = aioredis.from_url(self.settings.redis.url, decode_responses=True)
         return self._redis
 
+    def opensearch(self) -> httpx.AsyncClient:
+        """An HTTP client on the OpenSearch cluster."""
+        if self._opensearch is None:
+            self._opensearch = httpx.AsyncClient(base_url=self.settings.opensearch.url,
+                                                 timeout=10.0)
+        return self._opensearch
+
     async def aclose(self) -> None:
         """Close whatever was opened."""
         if self._pool is not None:
@@ -60,3 +71,6 @@ class ReadStores:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+        if self._opensearch is not None:
+            await self._opensearch.aclose()
+            self._opensearch = None

@@ -11,12 +11,15 @@ from typing import Any
 
 _KW = {"type": "keyword"}
 _TEXT_KW = {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}}
+# Span names are dotted ("tool.search"): the simple analyzer splits them into words.
+_NAME = {"type": "text", "analyzer": "simple",
+         "fields": {"raw": {"type": "keyword", "ignore_above": 512}}}
 _DATE = {"type": "date", "format": "strict_date_optional_time||epoch_millis"}
 
 MAPPINGS: dict[str, dict[str, Any]] = {
     "spans": {
         "tenant_id": _KW, "doc_key": _KW, "event_id": _KW, "trace_id": _KW, "span_id": _KW,
-        "parent_span_id": _KW, "execution_id": _KW, "step_id": _KW, "name": _TEXT_KW,
+        "parent_span_id": _KW, "execution_id": _KW, "step_id": _KW, "name": _NAME,
         "kind": _KW, "start_time": _DATE, "end_time": _DATE, "duration_ms": {"type": "double"},
         "status": _KW, "status_message": {"type": "text"}, "attributes": {"type": "flat_object"},
         "agent": _KW, "model": _KW, "tokens_in": {"type": "long"},

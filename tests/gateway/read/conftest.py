@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from omium.kernel.kafka import ConsumedEvent
 from omium.kernel.settings import OmiumSettings
 from projections import ReadStores
+from projections.opensearch import READ_MODELS, OpenSearchProjection
 from projections.postgres import PostgresProjection, schema_for
 from projections.redis import RedisProjection
 
@@ -102,3 +103,33 @@ class LiveModel:
             self.projection.apply(ConsumedEvent(topic="direct", partition=0, offset=offset,
                                                 key=None, event=event, raw=b""))
         self.projection.flush({}, expected={})
+
+
+class SearchModel:
+    """An OpenSearch read model of one test."""
+
+    def __init__(self, projection: OpenSearchProjection) -> None:
+        self.projection = projection
+
+    def project(self, events: Iterable[dict[str, Any]]) -> None:
+        """Apply events as the live projection would, flush, and make them searchable."""
+        for offset, event in enumerate(events):
+            self.projection.apply(ConsumedEvent(topic="direct", partition=0, offset=offset,
+                                                key=None, event=event, raw=b""))
+        result = self.projection.flush({}, expected={})
+        assert not result.rejected, result.rejected
+        for target in self.projection.targets.values():
+            self.projection.client.refresh(target)
+
+
+@pytest.fixture
+def search_model(read_model: ReadModel) -> Iterator[SearchModel]:
+    """The OpenSearch read model of ``read_model``'s prefix; its indices are deleted after."""
+    prefix = read_model.settings.kafka.topic_prefix
+    projection = OpenSearchProjection.open(read_model.settings.opensearch.url,
+                                           topic_prefix=prefix)
+    yield SearchModel(projection)
+    projection.client.delete_index(f"{prefix}-*")
+    for model in READ_MODELS:
+        projection.client.request("DELETE", f"/_index_template/{prefix}-{model}", ok=(200, 404))
+    projection.close()
