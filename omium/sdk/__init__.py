@@ -1,0 +1,16 @@
+"""What agent developers import: workflow definitions and LLM providers (the client follows)."""
+
+from omium.sdk.providers import Completion, LLMProvider, OpenAICompatibleProvider, ScriptedProvider
+from omium.sdk.workflow import WorkflowDefinition, WorkflowValidationError, load_workflow
+
+__all__ = [
+    # workflow definitions
+    "WorkflowDefinition",
+    "WorkflowValidationError",
+    "load_workflow",
+    # LLM providers
+    "Completion",
+    "LLMProvider",
+    "OpenAICompatibleProvider",
+    "ScriptedProvider",
+]
