@@ -10,6 +10,7 @@ from projections.base import EventSource, Projection, ProjectionRunner, UnknownP
 from projections.opensearch import OpenSearchProjection
 from projections.postgres import PostgresProjection, schema_for
 from projections.redis import RedisProjection
+from projections.timestream import TimestreamProjection
 
 ProjectionFactory = Callable[[OmiumSettings], Projection]
 
@@ -28,10 +29,15 @@ def _opensearch(settings: OmiumSettings) -> Projection:
                                      topic_prefix=settings.kafka.topic_prefix)
 
 
+def _timestream(settings: OmiumSettings) -> Projection:
+    return TimestreamProjection.open(settings.aws, topic_prefix=settings.kafka.topic_prefix)
+
+
 FACTORIES: dict[str, ProjectionFactory] = {
     "postgres": _postgres,
     "redis": _redis,
     "opensearch": _opensearch,
+    "timestream": _timestream,
 }
 """Name → factory of every projection ``omium project`` can run."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from projections.base import Projection, ProjectionRunner
 from projections.opensearch import READ_MODELS, OpenSearchClient, OpenSearchProjection
 from projections.postgres import PostgresProjection, schema_for
 from projections.redis import RedisProjection
+from projections.timestream import TimestreamProjection, timestream_client
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +115,30 @@ def opensearch_projection_factory(
             cleaner.request("DELETE", f"/_index_template/{prefix}-{model}", ok=(200, 404))
         projection.close()
     cleaner.close()
+
+
+@pytest.fixture
+def timestream_projection_factory(
+    settings: OmiumSettings,
+) -> Iterator[Callable[..., TimestreamProjection]]:
+    """Opens Timestream projections (on the emulator) for a prefix; drops their tables after."""
+    opened: list[TimestreamProjection] = []
+
+    def build(kafka: KafkaSettings, *, client: Any = None) -> TimestreamProjection:
+        if client is None:
+            projection = TimestreamProjection.open(settings.aws, topic_prefix=kafka.topic_prefix)
+        else:
+            projection = TimestreamProjection(client, database=settings.aws.timestream_database,
+                                              table=f"{kafka.topic_prefix}-metrics")
+            projection.install()
+        opened.append(projection)
+        return projection
+
+    yield build
+    client = timestream_client(settings.aws)
+    for projection in opened:
+        with contextlib.suppress(Exception):
+            client.delete_table(DatabaseName=projection.database, TableName=projection.table)
 
 
 @pytest.fixture
