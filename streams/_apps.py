@@ -32,10 +32,17 @@ def _policy(settings: OmiumSettings, serde: AvroSerde, stack: ExitStack) -> Proc
     return PolicyProcessor(PolicyFeed(settings.kafka, serde))
 
 
+def _recovery(settings: OmiumSettings, serde: AvroSerde, stack: ExitStack) -> Processor:
+    from streams.recovery import RecoveryProcessor
+
+    return RecoveryProcessor()
+
+
 PROCESSORS: dict[str, Callable[[OmiumSettings, AvroSerde, ExitStack], Processor]] = {
     "consensus": _consensus,
     "commands": _commands,
     "policy": _policy,
+    "recovery": _recovery,
 }
 """Processor name -> builder; ``omium worker <name>`` runs one."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class Context:
         source_name: Value of the :data:`SOURCE_HEADER` on every output.
         event: The decoded event being handled (``None`` in timers).
         source: Where it came from (``None`` in timers).
+        internal_prefix: Prefix of the processor's internal topics (its group id).
     """
 
     def __init__(
@@ -65,8 +67,10 @@ class Context:
         source_name: str,
         event: dict[str, Any] | None = None,
         source: Source | None = None,
+        internal_prefix: str = "",
     ) -> None:
         """Start an empty unit of work for ``partition``."""
+        self._internal_prefix = internal_prefix
         self.partition = partition
         self.now = now
         self.event = event
@@ -117,10 +121,19 @@ class Context:
         self.outputs.append(Output(topic, str(key).encode(), value, headers))
         return topic
 
-    def send(self, topic: str, *, key: str, value: bytes) -> None:
-        """Produce raw bytes to a processor-internal topic (e.g. a repartition topic)."""
+    def send_internal(self, suffix: str, *, key: str, record: Mapping[str, Any]) -> None:
+        """Produce a JSON record to one of the processor's internal topics (a repartition).
+
+        Args:
+            suffix: The topic's suffix, as listed in ``Processor.internal_inputs``.
+            key: Message key; it picks the partition, and so where the record's state lives.
+            record: A JSON-compatible mapping.
+        """
+        value = json.dumps(dict(record), sort_keys=True, default=str).encode()
         headers = [(SOURCE_HEADER, self._source_name.encode())]
-        self.outputs.append(Output(topic, key.encode(), value, headers))
+        self.outputs.append(
+            Output(f"{self._internal_prefix}.{suffix}", key.encode(), value, headers)
+        )
 
     def apply_to(self, tables: Mapping[str, StateTable]) -> None:
         """Hand the call's state writes to the tables' current transaction."""

@@ -29,7 +29,11 @@ class Processor(ABC):
         """Areas (topic suffixes) to consume; they must have the same partition count."""
 
     def internal_inputs(self) -> Sequence[str]:
-        """Suffixes of processor-internal topics to consume as well (see ``internal_topic``)."""
+        """Suffixes of processor-internal topics to consume as well (see ``internal_topic``).
+
+        Their records are JSON objects (written with ``Context.send``), handed to ``handle`` as
+        ``ctx.event`` as they are.
+        """
         return ()
 
     @abstractmethod

@@ -11,6 +11,7 @@ state: the local state copies are rebuilt from the changelogs on every assignmen
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -77,6 +78,7 @@ class StreamRuntime:
             )
             for name in processor.tables
         }
+        self._internal_inputs = {config.internal_topic(s) for s in processor.internal_inputs()}
         self._owned: set[int] = set()
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
@@ -164,8 +166,8 @@ class StreamRuntime:
         source = Source(message.topic(), message.partition(), message.offset(), message.key())
         raw = message.value() or b""
         try:
-            event = self._serde.decode(raw)
-        except OmiumError as exc:
+            event = self._decode(message.topic() or "", raw)
+        except (OmiumError, ValueError) as exc:
             return [self._dead_letter(message, exc)]
         ctx = self._context(message.partition(), event=event, source=source)
         try:
@@ -178,6 +180,15 @@ class StreamRuntime:
         ctx.apply_to(self.tables)
         self.stats["events"] += 1
         return ctx.outputs
+
+    def _decode(self, topic: str, raw: bytes) -> dict[str, Any]:
+        # Internal topics carry the processor's own JSON records, not Omium events.
+        if topic in self._internal_inputs:
+            record = json.loads(raw)
+            if not isinstance(record, dict):
+                raise ValueError("an internal record must be a JSON object")
+            return record
+        return self._serde.decode(raw)
 
     def _maybe_tick(self) -> list[Output]:
         if time.monotonic() - self._last_tick < self.config.tick_interval_s:
@@ -203,6 +214,7 @@ class StreamRuntime:
             source_name=f"streams.{self.config.app_id}",
             event=event,
             source=source,
+            internal_prefix=self.config.group_id,
         )
 
     # ------------------------------------------------------------------ transactions

@@ -151,3 +151,49 @@ def llm_call(
         tenant_id=tenant_id,
         event_id=uuid.uuid4(),
     )
+
+
+def failure(
+    execution_id: uuid.UUID,
+    *,
+    kind: str = "exception",
+    message: str = "connection reset",
+    step_id: str | None = "plan",
+    details: dict[str, str] | None = None,
+    tenant_id: str = TENANT,
+) -> dict[str, Any]:
+    """A ``FailureDetected`` event of ``execution_id``."""
+    payload = {
+        "failure_id": uuid.uuid4(),
+        "execution_id": execution_id,
+        "step_id": step_id,
+        "attempt": 1,
+        "kind": kind,
+        "message": message,
+        "signature": "set-by-detector",
+        "agent": "writer",
+        "model": "scripted",
+        "detected_by": "tests",
+        "details": details or {},
+    }
+    return sample_event(
+        "FailureDetected",
+        aggregate_id=execution_id,
+        payload=payload,
+        tenant_id=tenant_id,
+        event_id=uuid.uuid4(),
+    )
+
+
+def checkpoint_created(
+    execution_id: uuid.UUID, checkpoint_id: str, *, tenant_id: str = TENANT
+) -> dict[str, Any]:
+    """A ``CheckpointCreated`` event of ``execution_id``."""
+    payload = {**sample_event("CheckpointCreated")["payload"], "checkpoint_id": checkpoint_id}
+    return sample_event(
+        "CheckpointCreated",
+        aggregate_id=execution_id,
+        payload=payload,
+        tenant_id=tenant_id,
+        event_id=uuid.uuid4(),
+    )

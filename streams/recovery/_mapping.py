@@ -1,0 +1,91 @@
+"""Decoded events to the recovery processor's records, and plans to ``RecoveryPlanned`` payloads.
+
+Only this module knows the field names of the failure and execution schemas. A failure's
+``details`` may carry ``workflow_id`` and ``recovery.<setting>`` overrides (see
+:class:`RecoverySettings`), filled in by whoever detected it from the workflow definition.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from streams.recovery._planning import Plan, signature
+
+
+def run_facts(event: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``ExecutionStarted`` / ``CheckpointCreated`` tell about a run."""
+    payload = event["payload"]
+    if event["event_type"] == "ExecutionStarted":
+        return {"workflow": str(payload["workflow_id"])}
+    # Checkpoints taken after a step are known good; one taken before it is good as well.
+    return {"checkpoint": str(payload["checkpoint_id"])}
+
+
+def failure_of(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a ``FailureDetected`` event the planner uses."""
+    payload = event["payload"]
+    return {
+        "event_id": str(event["event_id"]),
+        "tenant_id": event["tenant_id"],
+        "correlation_id": event.get("correlation_id"),
+        "failure_id": str(payload["failure_id"]),
+        "execution_id": str(payload["execution_id"]),
+        "step_id": payload.get("step_id"),
+        "kind": str(payload["kind"]),
+        "message": payload["message"],
+        "agent": payload.get("agent"),
+        "model": payload.get("model"),
+        "details": dict(payload.get("details") or {}),
+    }
+
+
+def regrouped(
+    failure: Mapping[str, Any], run: Mapping[str, Any], *, attempts: int
+) -> dict[str, Any]:
+    """The record forwarded to the by-signature stage."""
+    workflow = failure["details"].get("workflow_id") or run.get("workflow")
+    return {
+        **failure,
+        "attempts": attempts,
+        "workflow": workflow,
+        "checkpoint": run.get("checkpoint"),
+        "signature": signature(
+            workflow=workflow,
+            step=failure["step_id"],
+            kind=failure["kind"],
+            message=failure["message"],
+        ),
+    }
+
+
+def planned_payload(
+    record: Mapping[str, Any], chosen: Plan, *, plan_id: uuid.UUID, similar: int
+) -> dict[str, Any]:
+    """The ``RecoveryPlanned`` payload."""
+    return {
+        "plan_id": str(plan_id),
+        "failure_id": record["failure_id"],
+        "execution_id": record["execution_id"],
+        "step_id": record["step_id"],
+        "plan": chosen.action,
+        "reason": chosen.reason,
+        "attempt": record["attempts"] + 1,
+        "signature": record["signature"],
+        "similar_failure_count": similar,
+        "backoff_ms": chosen.backoff_ms,
+        "target_checkpoint_id": _uuid_or_none(chosen.checkpoint_id),
+        "fallback_agent": chosen.fallback_agent,
+        "fallback_model": chosen.fallback_model,
+    }
+
+
+def _uuid_or_none(value: str | None) -> str | None:
+    # The schema types the field as a UUID; other checkpoint ids travel in the command.
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
