@@ -12,6 +12,13 @@ from projections._registry import (
     open_projection,
     topics_of,
 )
+from projections._replay import (
+    REBUILDS,
+    ReplayProgress,
+    ReplayReport,
+    ReplayVerificationError,
+    replay,
+)
 from projections._stores import ReadStores
 from projections.postgres._queries import (
     ExecutionFilter,
@@ -28,6 +35,12 @@ __all__ = [
     "live_runner",
     "open_projection",
     "topics_of",
+    # rebuilding them
+    "REBUILDS",
+    "ReplayProgress",
+    "ReplayReport",
+    "ReplayVerificationError",
+    "replay",
     # reading them (the gateway)
     "ExecutionFilter",
     "InvalidCursorError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -66,3 +67,62 @@ def project(
     finally:
         runner.close()
     console.print(f"projection {name} stopped after {runner.events_total} events")
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter("use an ISO 8601 time, e.g. 2025-03-01T12:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.command()
+def replay(
+    name: Annotated[str, typer.Argument(help="postgres | opensearch")],
+    from_beginning: Annotated[bool, typer.Option(
+        "--from-beginning", help="Read every topic from offset 0 (the default).")] = False,
+    since: Annotated[str | None, typer.Option(
+        help="Read from the first message at or after this ISO time instead.")] = None,
+    keep_old: Annotated[bool, typer.Option(
+        help="Keep the replaced schema / indices instead of dropping them.")] = False,
+) -> None:
+    """Rebuild a read model from Kafka into a fresh copy, verify it, and swap it in atomically.
+
+    The live projection keeps serving meanwhile; after the swap it continues on the new copy.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from projections import ReplayProgress
+    from projections import replay as run_replay
+
+    if from_beginning and since is not None:
+        raise typer.BadParameter("--from-beginning and --since exclude each other")
+    settings = load_settings()
+    serde = AvroSerde(SchemaCatalog.from_directory(settings.schemas_dir))
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("{task.completed:>10,.0f}/{task.total:,.0f} msgs"),
+               TextColumn("{task.fields[rate]:>8,.0f} events/s"),
+               TextColumn("lag {task.fields[lag]:,}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(f"replay {name}", total=None, rate=0.0, lag=0)
+
+        def show(progress: ReplayProgress) -> None:
+            bar.update(task, total=max(progress.total, 1),
+                       completed=progress.total - progress.lag, rate=progress.rate,
+                       lag=progress.lag)
+
+        try:
+            report = run_replay(name, settings, serde, since=_parse_since(since),
+                                keep_old=keep_old, on_progress=show)
+        except OmiumError as exc:
+            console.print(f"[bold red]replay failed:[/] {exc}")
+            raise typer.Exit(code=1) from None
+    console.print(f"replayed {report.events:,} events in {report.elapsed_s:.1f}s "
+                  f"({report.rate:,.0f} events/s); swapped in {report.swapped_to}")
+    for table, count in report.counts.items():
+        before = report.live_counts.get(table)
+        console.print(f"  {table:<20} {count:>10,}" + (f"  (was {before:,})"
+                                                       if before is not None else ""))

@@ -14,13 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from omium.kernel.errors import OmiumError, PersistenceError
 from omium.kernel.kafka import (
@@ -35,6 +29,10 @@ from omium.kernel.settings import KafkaSettings
 from projections.base.errors import TopicPartition as TP
 
 StoredOffsets = Callable[[], Mapping[TP, int]]
+
+# ListOffsets' special timestamps: the end (last stable offset under read_committed), the start.
+_LATEST = -1
+_EARLIEST = -2
 
 
 class EventSource:
@@ -62,6 +60,7 @@ class EventSource:
         self._pending: dict[TP, int] = {}
         self._expected: dict[TP, int | None] = {}
         self._end: dict[TP, int] = {}
+        self._start: dict[TP, int] = {}
         self._closed = False
 
     # ------------------------------------------------------------------ construction
@@ -103,6 +102,7 @@ class EventSource:
         source = cls(kafka, codec, group_id=group, **overrides)
         partitions = source._partitions(topics, timeout_s)
         starts = source._start_offsets(partitions, since, timeout_s)
+        source._start = {(tp.topic, tp.partition): tp.offset for tp in starts}
         source._consumer.assign(starts)
         source.refresh_end_offsets(timeout_s=timeout_s)
         return source
@@ -208,14 +208,9 @@ class EventSource:
     # ------------------------------------------------------------------ progress
 
     def refresh_end_offsets(self, *, timeout_s: float = 10.0) -> dict[TP, int]:
-        """Take the current high watermark of every assigned partition as the end to reach."""
-        ends = {}
-        for tp in self._assignment():
-            try:
-                _, high = self._consumer.get_watermark_offsets(tp, timeout=timeout_s)
-            except KafkaException as exc:
-                raise PersistenceError(f"cannot read watermarks: {exc}") from exc
-            ends[(tp.topic, tp.partition)] = high
+        """Take the current end (high watermark) of every assigned partition as the goal."""
+        assigned = self._assignment()
+        ends = self._list_offsets(assigned, _LATEST, timeout_s) if assigned else {}
         self._end = ends
         return dict(ends)
 
@@ -236,8 +231,10 @@ class EventSource:
         total = 0
         for tp, end in self._end.items():
             position = positions.get(tp, -1)
-            # An untouched partition has no position yet: all of it is still to read.
-            total += max(0, end - position) if position >= 0 else end
+            # An untouched partition has no position yet: it is where reading starts.
+            if position < 0:
+                position = self._start.get(tp, 0)
+            total += max(0, end - position)
         return total
 
     def caught_up(self) -> bool:
@@ -277,17 +274,26 @@ class EventSource:
     def _start_offsets(
         self, partitions: list[TopicPartition], since: datetime | None, timeout_s: float
     ) -> list[TopicPartition]:
+        """Numeric start offsets: the low watermark, or the first offset at/after ``since``."""
         if since is None:
-            return [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
-        millis = int(since.timestamp() * 1000)
-        query = [TopicPartition(tp.topic, tp.partition, millis) for tp in partitions]
+            lows = self._list_offsets(partitions, _EARLIEST, timeout_s)
+            return [TopicPartition(t, p, o) for (t, p), o in lows.items()]
+        found = self._list_offsets(partitions, int(since.timestamp() * 1000), timeout_s)
+        # No message at or after ``since``: start at the end (nothing to replay there).
+        missing = [TopicPartition(t, p) for (t, p), o in found.items() if o < 0]
+        ends = self._list_offsets(missing, _LATEST, timeout_s) if missing else {}
+        return [TopicPartition(t, p, o if o >= 0 else ends[(t, p)]) for (t, p), o in found.items()]
+
+    def _list_offsets(
+        self, partitions: list[TopicPartition], when: int, timeout_s: float
+    ) -> dict[TP, int]:
+        """Offsets of all ``partitions`` at a time (or ``_EARLIEST``/``_LATEST``), in one call."""
+        query = [TopicPartition(tp.topic, tp.partition, when) for tp in partitions]
         try:
             found = self._consumer.offsets_for_times(query, timeout=timeout_s)
         except KafkaException as exc:
-            raise PersistenceError(f"cannot find offsets for {since.isoformat()}: {exc}") from exc
-        # -1 means no message at or after ``since``: start at the end (nothing to replay there).
-        return [TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else -1)
-                for tp in found]
+            raise PersistenceError(f"cannot list offsets: {exc}") from exc
+        return {(tp.topic, tp.partition): int(tp.offset) for tp in found}
 
     def _decode(self, message: Message) -> ConsumedEvent | None:
         raw = message.value() or b""
