@@ -76,7 +76,12 @@ class EventSource:
         stored_offsets: StoredOffsets | None = None,
         **overrides: Any,
     ) -> EventSource:
-        """A member of ``group_id`` on ``topics``; with ``stored_offsets`` it resumes from them."""
+        """A member of ``group_id`` on ``topics``; with ``stored_offsets`` it resumes from them.
+
+        The session timeout is 10 s (librdkafka's default is 45 s): a projection killed without
+        leaving the group holds its partitions until then, so a restart waits that long.
+        """
+        overrides = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000, **overrides}
         source = cls(kafka, codec, group_id=group_id, stored_offsets=stored_offsets, **overrides)
         source._consumer.subscribe(
             list(topics), on_assign=source._on_assign, on_revoke=source._on_revoke
