@@ -4,6 +4,7 @@ Each read model is a :class:`~projections.base.Projection` with its own consumer
 with ``omium project <name>`` and rebuild one with ``omium replay <name>``.
 """
 
+from projections._lag import PartitionLag, projection_lag
 from projections._registry import (
     FACTORIES,
     ProjectionFactory,
@@ -35,6 +36,9 @@ __all__ = [
     "live_runner",
     "open_projection",
     "topics_of",
+    # watching them
+    "PartitionLag",
+    "projection_lag",
     # rebuilding them
     "REBUILDS",
     "ReplayProgress",

@@ -42,6 +42,15 @@ FACTORIES: dict[str, ProjectionFactory] = {
 """Name → factory of every projection ``omium project`` can run."""
 
 
+KINDS: dict[str, type[Projection]] = {
+    "postgres": PostgresProjection,
+    "redis": RedisProjection,
+    "opensearch": OpenSearchProjection,
+    "timestream": TimestreamProjection,
+}
+"""Name → class, for what is known without opening a store (areas, whether it keeps offsets)."""
+
+
 def open_projection(name: str, settings: OmiumSettings) -> Projection:
     """Open the named projection's store (migrating it where it has a schema).
 
@@ -59,7 +68,7 @@ def group_id(kafka: KafkaSettings, name: str) -> str:
     return f"{kafka.topic_prefix}.projection.{name}"
 
 
-def topics_of(projection: Projection, kafka: KafkaSettings) -> list[str]:
+def topics_of(projection: Projection | type[Projection], kafka: KafkaSettings) -> list[str]:
     """The topics a projection reads."""
     return [topic_name(kafka, area) for area in projection.areas]
 

@@ -126,3 +126,40 @@ def replay(
         before = report.live_counts.get(table)
         console.print(f"  {table:<20} {count:>10,}" + (f"  (was {before:,})"
                                                        if before is not None else ""))
+
+
+@app.command()
+def lag(
+    names: Annotated[list[str] | None, typer.Argument(
+        help="Projections to show (default: all).")] = None,
+    watch: Annotated[float, typer.Option(help="Refresh every N seconds (0: once).")] = 0.0,
+) -> None:
+    """Show how far each projection is behind: resume point vs end offset, per partition."""
+    from rich.table import Table
+
+    from projections import FACTORIES, projection_lag
+
+    settings = load_settings()
+    wanted = names or sorted(FACTORIES)
+    out = Console()
+    while True:
+        table = Table(title=f"projection lag ({settings.kafka.topic_prefix})")
+        for column in ("projection", "topic", "partition", "position", "end", "lag"):
+            table.add_column(column, justify="right" if column in ("partition", "position",
+                                                                    "end", "lag") else "left")
+        for name in wanted:
+            try:
+                rows = projection_lag(name, settings)
+            except OmiumError as exc:
+                table.add_row(name, f"[red]{exc}[/]", "", "", "", "")
+                continue
+            total = sum(r.lag for r in rows)
+            for row in rows:
+                if row.end > 0:
+                    table.add_row(name, row.topic, str(row.partition), str(row.position),
+                                  str(row.end), str(row.lag))
+            table.add_row(f"[bold]{name}[/]", "", "", "", "total", f"[bold]{total}[/]")
+        out.print(table)
+        if watch <= 0:
+            return
+        time.sleep(watch)

@@ -220,3 +220,18 @@ def test_a_flush_over_moved_offsets_is_refused_and_the_source_rewinds(
     wait_for(lambda: runner.run_once().rewound, what="a refused flush")
     run_until_offsets(runner, projection, 5)
     assert count(pg, s, "audit_log", tenant) == 5
+
+
+def test_lag_counts_what_the_store_has_not_applied(
+    kafka: KafkaSettings, serde: AvroSerde, settings: Any, pg_projection_factory: Factory,
+    runner_factory: Factory,
+) -> None:
+    from projections import projection_lag
+
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    publish(kafka, serde, [single("CommandRecorded", tenant) for _ in range(6)])
+    env = settings.model_copy(update={"kafka": kafka})
+    projection = pg_projection_factory(kafka)
+    assert sum(row.lag for row in projection_lag("postgres", env)) == 6
+    run_until_offsets(runner_factory(projection, kafka), projection, 6)
+    assert sum(row.lag for row in projection_lag("postgres", env)) == 0
