@@ -130,8 +130,7 @@ class PostgresRebuild(Rebuild):
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
                 "AND table_name NOT IN ('projection_offsets', 'schema_migrations') "
                 "ORDER BY 1", (schema,))]
-            return {t: int(conn.execute(f"SELECT count(*) FROM {schema}.{t}").fetchone()[0])
-                    for t in tables}
+            return {t: _count(conn, f"SELECT count(*) FROM {schema}.{t}") for t in tables}
 
     def swap(self, runner: ProjectionRunner, *, keep_old: bool) -> str:
         """Rename schemas in one transaction, after the live writer's current batch."""
@@ -151,6 +150,11 @@ class PostgresRebuild(Rebuild):
         except psycopg.Error as exc:
             raise ProjectionStoreError(f"swapping {self.target} in failed: {exc}") from exc
         return self.live
+
+
+def _count(conn: psycopg.Connection[Any], sql: str) -> int:
+    row = conn.execute(sql).fetchone()  # type: ignore[call-overload]
+    return int(row[0]) if row else 0
 
 
 class OpenSearchRebuild(Rebuild):

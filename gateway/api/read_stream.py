@@ -104,8 +104,8 @@ async def _sse(
     yield "retry: 2000\n\n"
     try:
         while True:
-            found = await client.xread({stream: cursor}, count=_BATCH,
-                                       block=int(HEARTBEAT_S * 1000))
+            found: Any = await client.xread({stream: cursor}, count=_BATCH,
+                                            block=int(HEARTBEAT_S * 1000))
             if not found:
                 if await client.hget(state, "status") in _ENDED or await request.is_disconnected():
                     return
@@ -199,11 +199,11 @@ async def _pump(
     try:
         if cursor == "$":
             # Pin "now" to an id: "$" in a loop would skip entries added between two reads.
-            last = await client.xrevrange(stream, count=1)
+            last: Any = await client.xrevrange(stream, count=1)
             cursor = last[0][0] if last else "0-0"
         while True:
-            found = await client.xread({stream: cursor}, count=_BATCH,
-                                       block=int(HEARTBEAT_S * 1000))
+            found: Any = await client.xread({stream: cursor}, count=_BATCH,
+                                            block=int(HEARTBEAT_S * 1000))
             for entry_id, fields in found[0][1] if found else ():
                 cursor = entry_id
                 if wanted is not None and fields.get("event_type") not in wanted:

@@ -132,8 +132,9 @@ class EventSource:
                 if error.fatal():
                     raise PersistenceError(f"fatal consumer error: {error}")
                 continue
-            key = (message.topic(), message.partition())
-            self._pending[key] = max(self._pending.get(key, -1), message.offset() + 1)
+            topic, partition, offset = _where(message)
+            key = (topic, partition)
+            self._pending[key] = max(self._pending.get(key, -1), offset + 1)
             consumed = self._decode(message)
             if consumed is not None:
                 events.append(consumed)
@@ -180,7 +181,10 @@ class EventSource:
             return
         tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            self._consumer.commit(offsets=tps, asynchronous=asynchronous)
+            if asynchronous:
+                self._consumer.commit(offsets=tps, asynchronous=True)
+            else:
+                self._consumer.commit(offsets=tps, asynchronous=False)
         except KafkaException as exc:
             raise PersistenceError(f"commit failed for group {self._group_id}: {exc}") from exc
 
@@ -302,7 +306,8 @@ class EventSource:
 
     def _decode(self, message: Message) -> ConsumedEvent | None:
         raw = message.value() or b""
-        headers = tuple(message.headers() or ())
+        headers = _headers(message)
+        topic, partition, offset = _where(message)
         try:
             event = self._codec.decode(raw)
         except OmiumError as exc:
@@ -310,9 +315,9 @@ class EventSource:
                 DeadLetter(
                     reason=str(exc),
                     error_type=type(exc).__name__,
-                    source_topic=message.topic(),
-                    source_partition=message.partition(),
-                    source_offset=message.offset(),
+                    source_topic=topic,
+                    source_partition=partition,
+                    source_offset=offset,
                     key=message.key(),
                     value=raw,
                     consumer_group=self._group_id,
@@ -321,9 +326,9 @@ class EventSource:
             )
             return None
         return ConsumedEvent(
-            topic=message.topic(),
-            partition=message.partition(),
-            offset=message.offset(),
+            topic=topic,
+            partition=partition,
+            offset=offset,
             key=message.key(),
             event=event,
             raw=raw,
@@ -346,3 +351,14 @@ class EventSource:
         for tp in partitions:
             self._pending.pop((tp.topic, tp.partition), None)
             self._expected.pop((tp.topic, tp.partition), None)
+
+
+def _where(message: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a fetched message (always set on one without error)."""
+    return str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
+
+
+def _headers(message: Message) -> tuple[tuple[str, bytes], ...]:
+    found: Any = message.headers() or ()
+    return tuple((str(k), v if isinstance(v, bytes) else str(v or "").encode())
+                 for k, v in found)

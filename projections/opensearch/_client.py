@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -36,7 +36,7 @@ class OpenSearchClient:
                 f"OpenSearch {method} {path}: {response.status_code} {response.text[:300]}")
         return response.json() if response.content else None
 
-    def bulk(self, lines: list[Mapping[str, Any]]) -> dict[str, Any]:
+    def bulk(self, lines: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """One ``_bulk`` request; the caller reads per-item results."""
         payload = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
         try:

@@ -104,7 +104,7 @@ def _update_sql(
 
 def _adapt(row: Mapping[str, Any]) -> dict[str, Any]:
     """Driver-ready values: dicts become ``jsonb``, UUIDs text (ids are text columns)."""
-    adapted = {}
+    adapted: dict[str, Any] = {}
     for name, value in row.items():
         if isinstance(value, dict):
             adapted[name] = Jsonb(jsonable(value))

@@ -122,7 +122,7 @@ class RedisProjection(BatchingProjection[Command]):
             stored = self._client.hgetall(self._keys.offsets)
         except redis.RedisError as exc:
             raise ProjectionStoreError(f"reading Redis offsets failed: {exc}") from exc
-        return {parse_offset_field(field): int(value) for field, value in stored.items()}
+        return {parse_offset_field(str(field)): int(value) for field, value in stored.items()}
 
     def close(self) -> None:
         """Close the client."""
