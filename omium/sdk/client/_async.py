@@ -391,7 +391,9 @@ class AsyncClient:
                 yield item
             if page.next_cursor is None:
                 return
-            page = await self.list_executions(**{**filters, "cursor": page.next_cursor})
+            query = filters.copy()
+            query["cursor"] = page.next_cursor
+            page = await self.list_executions(**query)
 
     async def get_timeline(self, execution_id: object, *, limit: int | None = None,
                      cursor: str | None = None) -> Timeline:

@@ -67,27 +67,27 @@ class Op(Generic[T]):
             headers["Idempotency-Key"] = idempotency_key
         return headers
 
-    def query(self) -> list[tuple[str, str]]:
-        """The query parameters as pairs, without ``None``s."""
-        pairs: list[tuple[str, str]] = []
+    def query(self) -> httpx.QueryParams:
+        """The query parameters, without ``None``s (a list repeats its key)."""
+        pairs: list[tuple[str, str | int | float | bool | None]] = []
         for name, value in (self.params or {}).items():
             values = value if isinstance(value, list | tuple) else [value]
             pairs.extend((name, _param(v)) for v in values if v is not None)
-        return pairs
+        return httpx.QueryParams(pairs)
 
 
 def _param(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if hasattr(value, "isoformat"):
-        return value.isoformat()  # type: ignore[no-any-return]
+        return str(value.isoformat())
     return str(value)
 
 
 def model_parser(model: Callable[..., T]) -> Callable[[httpx.Response], T]:
     """A parser validating the JSON body with a pydantic model's ``model_validate``."""
     validate = model.model_validate  # type: ignore[attr-defined]
-    return lambda response: validate(response.json())  # type: ignore[no-any-return]
+    return lambda response: validate(response.json())  # type: ignore[no-any-return,unused-ignore]
 
 
 def list_parser(model: Any) -> Callable[[httpx.Response], list[Any]]:

@@ -385,7 +385,9 @@ class Client:
             yield from page.items
             if page.next_cursor is None:
                 return
-            page = self.list_executions(**{**filters, "cursor": page.next_cursor})
+            query = filters.copy()
+            query["cursor"] = page.next_cursor
+            page = self.list_executions(**query)
 
     def get_timeline(self, execution_id: object, *, limit: int | None = None,
                      cursor: str | None = None) -> Timeline:
