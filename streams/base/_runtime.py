@@ -83,7 +83,19 @@ class StreamRuntime:
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._last_tick = 0.0
-        self.stats = {"events": 0, "outputs": 0, "dead_letters": 0, "transactions": 0}
+        # events: input messages whose offsets were committed (dead letters included).
+        self.stats = {
+            "events": 0,
+            "outputs": 0,
+            "dead_letters": 0,
+            "transactions": 0,
+            "aborts": 0,
+        }
+
+    @property
+    def owned_partitions(self) -> list[int]:
+        """The input partitions this instance holds now."""
+        return sorted(self._owned)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -155,7 +167,7 @@ class StreamRuntime:
         # before a deadline is processed before the deadline fires.
         if len(messages) < self.config.max_batch:
             outputs += self._maybe_tick()
-        self._commit(outputs, offsets)
+        self._commit(outputs, offsets, handled)
         for (topic, partition), offset in retry_from.items():
             consumer.seek(TopicPartition(topic, partition, offset))
         if retry_from:
@@ -178,7 +190,6 @@ class StreamRuntime:
             log.exception("handler failed on %s@%s", source.topic, source.offset)
             return [self._dead_letter(message, exc)]
         ctx.apply_to(self.tables)
-        self.stats["events"] += 1
         return ctx.outputs
 
     def _decode(self, topic: str, raw: bytes) -> dict[str, Any]:
@@ -219,7 +230,9 @@ class StreamRuntime:
 
     # ------------------------------------------------------------------ transactions
 
-    def _commit(self, outputs: list[Output], offsets: dict[tuple[str, int], int]) -> None:
+    def _commit(
+        self, outputs: list[Output], offsets: dict[tuple[str, int], int], handled: int = 0
+    ) -> None:
         changes = [(t, c) for t in self.tables.values() for c in t.pending_changes()]
         if not outputs and not offsets and not changes:
             return
@@ -238,12 +251,14 @@ class StreamRuntime:
                 )
             producer.commit_transaction(60)
         except KafkaException as exc:
+            self.stats["aborts"] += 1
             self._on_transaction_error(exc, offsets)
             return
         for table in self.tables.values():
             table.commit_local()
         self.stats["transactions"] += 1
         self.stats["outputs"] += len(outputs)
+        self.stats["events"] += handled
 
     def _produce(self, producer: Producer, out: Output) -> None:
         kwargs: dict[str, Any] = {"key": out.key, "value": out.value, "headers": out.headers}
