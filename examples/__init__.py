@@ -1,0 +1,1 @@
+"""Example agents and workflows (importable so that workflow entry points resolve)."""

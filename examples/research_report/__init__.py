@@ -1,0 +1,1 @@
+"""The research-report example: a researcher, a writer and three reviewers (``omium demo``)."""
