@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 
 from omium.kernel.kafka import EventProducer
-from tests.streams.events import round_opened, vote
+from tests.streams.events import failure, round_opened, vote
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -110,3 +110,46 @@ def test_kill_9_of_one_of_two_instances_hands_its_partitions_to_the_other(
 
     _check_exactly_once(read_events, rounds)
     assert survivor.poll() is None, "the surviving instance died"
+
+
+def test_kill_9_of_the_recovery_worker_never_resets_or_double_counts_attempts(
+    kafka, serde, worker_process_factory, read_events
+) -> None:
+    runs = [uuid.uuid4() for _ in range(400)]  # 1,200 failures in flight, three per run
+
+    def publish_failures() -> None:
+        with EventProducer(kafka, serde) as producer:
+            for attempt in range(3):
+                for start in range(0, len(runs), 100):
+                    for run in runs[start : start + 100]:
+                        producer.publish(failure(run, message=f"socket closed after {attempt}s"))
+                    producer.flush()
+                    time.sleep(0.1)
+
+    publisher = threading.Thread(target=publish_failures, daemon=True)
+    worker = worker_process_factory("recovery", instance_id="rec")
+    publisher.start()
+    read_events(
+        "failures", count=100, timeout_s=60, where=lambda e: e["event_type"] == "RecoveryPlanned"
+    )
+    assert publisher.is_alive(), "the kill must land while failures are still arriving"
+    worker.kill()
+    worker.wait(10)
+    worker_process_factory("recovery", instance_id="rec")
+    publisher.join(120)
+
+    plans = read_events(
+        "failures",
+        count=3 * len(runs),
+        timeout_s=120,
+        settle_s=3.0,
+        where=lambda e: e["event_type"] == "RecoveryPlanned",
+    )
+    assert len(plans) == 3 * len(runs), "a failure was planned twice or not at all"
+    attempts: dict[str, list[int]] = {}
+    for plan in plans:
+        attempts.setdefault(str(plan["payload"]["execution_id"]), []).append(
+            plan["payload"]["attempt"]
+        )
+    assert all(sorted(found) == [2, 3, 4] for found in attempts.values())
+    assert len(attempts) == len(runs)
