@@ -1,0 +1,168 @@
+"""``AsyncOmiumSaver``: the asyncio checkpointer (``httpx.AsyncClient`` underneath)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, Self
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from omium.integrations.langgraph import _codec as codec
+from omium.integrations.langgraph._saver import OmiumSaver
+from omium.sdk.client import AsyncClient, Client, ClientConfig
+
+
+class AsyncOmiumSaver(BaseCheckpointSaver[int]):
+    """An asyncio LangGraph checkpointer storing every checkpoint in Omium.
+
+    Example:
+        >>> async with AsyncClient(url, api_key=key) as omium:  # doctest: +SKIP
+        ...     graph = builder.compile(checkpointer=AsyncOmiumSaver(omium))
+        ...     await graph.ainvoke(inputs, {"configurable": {"thread_id": "t-1"}})
+
+    The sync methods (for ``graph.invoke``) go through a sync :class:`~omium.Client` built
+    from the same configuration on first use.
+    """
+
+    def __init__(self, client: AsyncClient, *, serde: SerializerProtocol | None = None) -> None:
+        """Save through ``client`` (the caller keeps ownership: close it yourself).
+
+        Args:
+            client: A client whose credential has role developer (put) or viewer (reads only).
+            serde: LangGraph serializer for checkpoints and writes (default JsonPlus).
+        """
+        super().__init__(serde=serde)
+        self.client = client
+        self._sync: OmiumSaver | None = None
+
+    @classmethod
+    def from_config(cls, config: ClientConfig, *, serde: SerializerProtocol | None = None
+                    ) -> Self:
+        """A saver with its own client built from ``config`` (e.g. ``ClientConfig.load()``)."""
+        return cls(AsyncClient(config=config), serde=serde)
+
+    @property
+    def sync(self) -> OmiumSaver:
+        """The sync saver behind the sync methods (same configuration and serde)."""
+        if self._sync is None:
+            self._sync = OmiumSaver(Client(config=self.client.config), serde=self.serde)
+        return self._sync
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The config's checkpoint, or its namespace's latest when it names none."""
+        page = await self.client.request("GET", codec.CHECKPOINTS,
+                                         params=codec.get_params(config))
+        return codec.to_tuple(self.serde, page["items"][0]) if page["items"] else None
+
+    async def alist(
+        self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None, limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Checkpoints newest first, filtered by thread, namespace, metadata and ``before``."""
+        if limit is not None and limit <= 0:
+            return
+        base, pager = codec.list_params(config, filter, before), codec.Pager(limit)
+        while True:
+            page = await self.client.request("GET", codec.CHECKPOINTS,
+                                             params=pager.params(base))
+            for item in pager.take(page):
+                yield codec.to_tuple(self.serde, item)
+            if pager.done:
+                return
+
+    async def aput(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Record a checkpoint in Omium; the config that addresses it."""
+        body, next_config = codec.put_body(self.serde, config, checkpoint, metadata)
+        await self.client.request("POST", codec.CHECKPOINTS, json=body)
+        return next_config
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes for the config's checkpoint."""
+        body = codec.writes_body(self.serde, config, writes, task_id, task_path)
+        await self.client.request("POST", codec.WRITES, json=body)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete a thread's checkpoints and writes; its Omium execution is cancelled."""
+        await self.client.request("POST", codec.DELETE_THREAD,
+                                  json={"thread_id": str(thread_id)})
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and writes) of these LangGraph runs."""
+        if run_ids:
+            await self.client.request("POST", codec.DELETE_RUNS,
+                                      json={"run_ids": list(run_ids)})
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint and write of a thread to another (recorded in its execution)."""
+        await self.client.request("POST", codec.COPY_THREAD, json={
+            "source_thread_id": str(source_thread_id),
+            "target_thread_id": str(target_thread_id)})
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Keep each namespace's latest checkpoint (``keep_latest``) or delete all (``delete``).
+
+        Not safe for graphs using LangGraph's (beta) ``DeltaChannel``.
+        """
+        if thread_ids:
+            await self.client.request("POST", codec.PRUNE, json={
+                "thread_ids": [str(t) for t in thread_ids], "strategy": strategy})
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Sync :meth:`aget_tuple` (through :attr:`sync`)."""
+        return self.sync.get_tuple(config)
+
+    def list(
+        self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None, limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Sync :meth:`alist` (through :attr:`sync`)."""
+        return self.sync.list(config, filter=filter, before=before, limit=limit)
+
+    def put(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Sync :meth:`aput` (through :attr:`sync`)."""
+        return self.sync.put(config, checkpoint, metadata, new_versions)
+
+    def put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Sync :meth:`aput_writes` (through :attr:`sync`)."""
+        self.sync.put_writes(config, writes, task_id, task_path)
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Sync :meth:`adelete_thread` (through :attr:`sync`)."""
+        self.sync.delete_thread(thread_id)
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Sync :meth:`adelete_for_runs` (through :attr:`sync`)."""
+        self.sync.delete_for_runs(run_ids)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Sync :meth:`acopy_thread` (through :attr:`sync`)."""
+        self.sync.copy_thread(source_thread_id, target_thread_id)
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Sync :meth:`aprune` (through :attr:`sync`)."""
+        self.sync.prune(thread_ids, strategy=strategy)
+
+    async def aclose(self) -> None:
+        """Close the sync client made for the sync methods (not the async client you gave)."""
+        if self._sync is not None:
+            self._sync.client.close()

@@ -1,0 +1,165 @@
+"""``OmiumSaver`` and ``AsyncOmiumSaver``: LangGraph checkpoint savers backed by Omium.
+
+Every ``put`` becomes a checkpoint of the thread's Omium execution (a ``CheckpointCreated``
+event), so a LangGraph thread shows up in Omium's timelines, search, dashboards and audit trail
+like any other run, and an operator who halts or cancels that execution stops the graph at its
+next checkpoint. Reads are answered by the gateway right after the write commits
+(read-your-writes). See ``docs/sdk.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, Self
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from omium.integrations.langgraph import _codec as codec
+from omium.sdk.client import Client, ClientConfig
+
+
+class OmiumSaver(BaseCheckpointSaver[int]):
+    """A synchronous LangGraph checkpointer storing every checkpoint in Omium.
+
+    Example:
+        >>> saver = OmiumSaver(Client("http://127.0.0.1:8000", api_key=key))  # doctest: +SKIP
+        >>> graph = builder.compile(checkpointer=saver)  # doctest: +SKIP
+
+    Its async methods run the sync ones in a worker thread; in async code prefer
+    :class:`AsyncOmiumSaver`.
+    """
+
+    def __init__(self, client: Client, *, serde: SerializerProtocol | None = None) -> None:
+        """Save through ``client`` (the caller keeps ownership: close it yourself).
+
+        Args:
+            client: A client whose credential has role developer (put) or viewer (reads only).
+            serde: LangGraph serializer for checkpoints and writes (default JsonPlus).
+        """
+        super().__init__(serde=serde)
+        self.client = client
+
+    @classmethod
+    def from_config(cls, config: ClientConfig, *, serde: SerializerProtocol | None = None
+                    ) -> Self:
+        """A saver with its own client built from ``config`` (e.g. ``ClientConfig.load()``)."""
+        return cls(Client(config=config), serde=serde)
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The config's checkpoint, or its namespace's latest when it names none."""
+        page = self.client.request("GET", codec.CHECKPOINTS, params=codec.get_params(config))
+        return codec.to_tuple(self.serde, page["items"][0]) if page["items"] else None
+
+    def list(
+        self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None, limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Checkpoints newest first, filtered by thread, namespace, metadata and ``before``."""
+        if limit is not None and limit <= 0:
+            return
+        base, pager = codec.list_params(config, filter, before), codec.Pager(limit)
+        while True:
+            page = self.client.request("GET", codec.CHECKPOINTS, params=pager.params(base))
+            for item in pager.take(page):
+                yield codec.to_tuple(self.serde, item)
+            if pager.done:
+                return
+
+    def put(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Record a checkpoint in Omium; the config that addresses it."""
+        body, next_config = codec.put_body(self.serde, config, checkpoint, metadata)
+        self.client.request("POST", codec.CHECKPOINTS, json=body)
+        return next_config
+
+    def put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes for the config's checkpoint."""
+        body = codec.writes_body(self.serde, config, writes, task_id, task_path)
+        self.client.request("POST", codec.WRITES, json=body)
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete a thread's checkpoints and writes; its Omium execution is cancelled.
+
+        The execution's event history stays (it is the audit trail); a later ``put`` on the
+        same thread id starts a new execution.
+        """
+        self.client.request("POST", codec.DELETE_THREAD, json={"thread_id": str(thread_id)})
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and writes) of these LangGraph runs."""
+        if run_ids:
+            self.client.request("POST", codec.DELETE_RUNS, json={"run_ids": list(run_ids)})
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint and write of a thread to another (recorded in its execution)."""
+        self.client.request("POST", codec.COPY_THREAD, json={
+            "source_thread_id": str(source_thread_id),
+            "target_thread_id": str(target_thread_id)})
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Keep each namespace's latest checkpoint (``keep_latest``) or delete all (``delete``).
+
+        Not safe for graphs using LangGraph's (beta) ``DeltaChannel``: their older checkpoints
+        may still be needed to rebuild state.
+        """
+        if thread_ids:
+            self.client.request("POST", codec.PRUNE, json={
+                "thread_ids": [str(t) for t in thread_ids], "strategy": strategy})
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Async :meth:`get_tuple` (in a worker thread)."""
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(
+        self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None, limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Async :meth:`list` (pages fetched in a worker thread)."""
+        found = await asyncio.to_thread(
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit)))
+        for item in found:
+            yield item
+
+    async def aput(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Async :meth:`put` (in a worker thread)."""
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Async :meth:`put_writes` (in a worker thread)."""
+        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async :meth:`delete_thread` (in a worker thread)."""
+        await asyncio.to_thread(self.delete_thread, thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Async :meth:`delete_for_runs` (in a worker thread)."""
+        await asyncio.to_thread(self.delete_for_runs, run_ids)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Async :meth:`copy_thread` (in a worker thread)."""
+        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Async :meth:`prune` (in a worker thread)."""
+        await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
