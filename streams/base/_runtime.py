@@ -149,19 +149,21 @@ class StreamRuntime:
         handled = 0
         retry_from: dict[tuple[str, int], int] = {}
         for message in messages:
-            tp = (message.topic(), message.partition())
-            if message.error() is not None:
-                self._check_fatal(message.error())
+            error = message.error()
+            if error is not None:
+                self._check_fatal(error)
                 continue
+            topic, partition, offset = _where(message)
+            tp = (topic, partition)
             if tp in retry_from:
                 continue  # an earlier message of this partition must be retried first
             try:
                 outputs += self._handle(message)
             except PersistenceError as exc:
-                log.warning("store unavailable, will retry %s@%s: %s", tp, message.offset(), exc)
-                retry_from[tp] = message.offset()
+                log.warning("store unavailable, will retry %s@%s: %s", tp, offset, exc)
+                retry_from[tp] = offset
                 continue
-            offsets[tp] = message.offset() + 1
+            offsets[tp] = offset + 1
             handled += 1
         # Timers wait until the consumer has caught up, so a backlog of events that happened
         # before a deadline is processed before the deadline fires.
@@ -175,13 +177,13 @@ class StreamRuntime:
         return handled
 
     def _handle(self, message: Message) -> list[Output]:
-        source = Source(message.topic(), message.partition(), message.offset(), message.key())
+        source = Source(*_where(message), message.key())
         raw = message.value() or b""
         try:
-            event = self._decode(message.topic() or "", raw)
+            event = self._decode(source.topic, raw)
         except (OmiumError, ValueError) as exc:
             return [self._dead_letter(message, exc)]
-        ctx = self._context(message.partition(), event=event, source=source)
+        ctx = self._context(source.partition, event=event, source=source)
         try:
             self.processor.handle(ctx)
         except PersistenceError:
@@ -290,16 +292,17 @@ class StreamRuntime:
 
     def _dead_letter(self, message: Message, exc: BaseException) -> Output:
         self.stats["dead_letters"] += 1
+        topic, partition, offset = _where(message)
         letter = DeadLetter(
             reason=str(exc) or type(exc).__name__,
             error_type=type(exc).__name__,
-            source_topic=message.topic() or "",
-            source_partition=message.partition() or 0,
-            source_offset=message.offset() or 0,
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
             key=message.key(),
             value=message.value(),
             consumer_group=self.config.group_id,
-            original_headers=tuple(message.headers() or ()),
+            original_headers=_headers(message),
         )
         return Output(
             topic_name(self.config.kafka, "dlq"), letter.key, letter.value or b"", letter.headers()
@@ -348,8 +351,9 @@ class StreamRuntime:
             deadline = time.monotonic() + self.config.transaction_timeout_ms / 1000 + 60
             while time.monotonic() < deadline:
                 for message in reader.consume(1000, 0.5):
-                    if message.error() is None and message.key() is not None:
-                        records.append((message.key(), message.value()))
+                    key = message.key()
+                    if message.error() is None and key is not None:
+                        records.append((key, message.value()))
                 (position,) = reader.position([tp])
                 if position.offset >= high:
                     return records
@@ -414,3 +418,18 @@ class StreamRuntime:
         if self._consumer is None or self._producer is None:
             raise StreamsError("the runtime is not started")
         return self._consumer, self._producer
+
+
+def _where(message: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a message that carries no error (they are set then)."""
+    return message.topic() or "", message.partition() or 0, message.offset() or 0
+
+
+def _headers(message: Message) -> tuple[tuple[str, bytes], ...]:
+    """A message's headers as ``(name, bytes)`` pairs."""
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return tuple(
+        (name, value if isinstance(value, bytes) else str(value or "").encode())
+        for name, value in pairs
+    )

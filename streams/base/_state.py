@@ -76,7 +76,7 @@ class StateTable:
         """Every ``(key, value)`` of a partition, this transaction's writes included."""
         pending = {k: v for (p, k), v in self._pending.items() if p == partition}
         for raw_key, data in self._db(partition).items():
-            key = raw_key.decode()
+            key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
             if key not in pending:
                 yield key, decode_value(data)
         for key, data in pending.items():
