@@ -132,7 +132,7 @@ def read_events(kafka: KafkaSettings, serde: AvroSerde) -> Callable[..., list[di
             while time.monotonic() < deadline:
                 for message in consumer.consume(500, 0.3):
                     if message.error() is None:
-                        event = serde.decode(message.value())
+                        event = serde.decode(message.value() or b"")
                         if where(event):
                             found.append(event)
                 if len(found) >= count:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -101,6 +101,8 @@ def test_a_deadline_fails_the_round_with_timeout_or_insufficient_votes(
     publish(
         round_opened(too_few, ["a", "b", "c"], deadline_in_s=1.5),
         vote(too_few, "a", "yes"),
+        # Cast after the deadline (by its own clock): refused, whenever it is processed.
+        vote(too_few, "b", "yes", at=datetime.now(UTC) + timedelta(seconds=5)),
         round_opened(disagreed, ["a", "b", "c"], rule="k_of_n", k=2, deadline_in_s=1.5),
         vote(disagreed, "a", "yes"),
         vote(disagreed, "b", "no"),
@@ -112,6 +114,8 @@ def test_a_deadline_fails_the_round_with_timeout_or_insufficient_votes(
     assert found[str(too_few)]["payload"]["reason"] == "insufficient_votes"
     assert found[str(disagreed)]["payload"]["reason"] == "timeout"
     assert found[str(reached_at_deadline)]["payload"]["decision"] == "yes"
+    (late,) = read_events("consensus", count=1, where=lambda e: e["event_type"] == "VoteRejected")
+    assert (late["payload"]["voter"], late["payload"]["reason"]) == ("b", "round_closed")
 
 
 def test_duplicate_foreign_and_late_votes_are_rejected_and_change_nothing(
