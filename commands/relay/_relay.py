@@ -26,7 +26,7 @@ from commands.relay._publisher import TransactionalPublisher
 from commands.relay._sources import LogSource
 from commands.relay._store import PostgresRelayStore
 from commands.relay._wakeup import Wakeup
-from commands.relay.errors import PublishError, RelayStoreError
+from commands.relay.errors import PublishError, RelayError, RelayStoreError
 from omium.kernel.kafka import ensure_topics
 from omium.kernel.serde import SchemaCatalog
 from omium.kernel.settings import KafkaSettings, OmiumSettings
@@ -34,6 +34,7 @@ from omium.kernel.settings import KafkaSettings, OmiumSettings
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF_S = 30.0
+STOP_CHECK_S = 0.25  # longest a stop request waits while the relay is idle
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class OutboxRelay:
         self._on_progress = on_progress
         self._positions: dict[str, int] = {}
         self._stopping = threading.Event()
+        self._closed = False
         self.progress = RelayProgress()
 
     @classmethod
@@ -192,12 +194,15 @@ class OutboxRelay:
         Raises:
             PublishError: ``fatal`` (fenced by another relay), or any fault with ``once``.
             RelayStoreError: With ``once``, when PostgreSQL fails.
+            RelayError: With ``once``, when another relay holds the lock.
         """
         backoff = self._options.poll_interval_s
         last_report = time.monotonic()
         try:
             while not self._stopping.is_set():
-                if not self._lead():
+                if not self._lead(wait=not once):
+                    if once and not self._stopping.is_set():
+                        raise RelayError(f"another relay holds the lock of {self._store.schema!r}")
                     break
                 try:
                     caught_up = self._drain()
@@ -215,8 +220,9 @@ class OutboxRelay:
                 if once and caught_up:
                     break
                 if caught_up:
-                    self._wakeup.wait(self._options.poll_interval_s)
+                    self._idle()
         finally:
+            self._step_down()
             self._report()
         return self.progress
 
@@ -225,11 +231,11 @@ class OutboxRelay:
         self._stopping.set()
 
     def close(self) -> None:
-        """Release the producer, the lock and every connection."""
-        if self._publisher is not None:
-            self._publisher.close()
-            self._publisher = None
-        self._wakeup.close()
+        """Release the producer, the lock and every connection (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._step_down()
         self._store.close()
         self._apps.close()
 
@@ -269,7 +275,7 @@ class OutboxRelay:
 
     # Internals ---------------------------------------------------------------------------
 
-    def _lead(self) -> bool:
+    def _lead(self, *, wait: bool) -> bool:
         """Hold the relay lock and a producer; after losing the lock, take it again."""
         if self._publisher is not None and self._wakeup.holds_lock:
             return True
@@ -277,7 +283,7 @@ class OutboxRelay:
             log.warning("relay.lock_lost")
             self._publisher.close()
             self._publisher = None
-        if not self._wakeup.acquire(should_stop=self._stopping.is_set):
+        if not self._wakeup.acquire(should_stop=self._stopping.is_set, wait=wait):
             return False
         # Only the lock holder may init the transactional id: doing so fences the previous
         # holder, which must never happen to a healthy leader because of a standby.
@@ -285,6 +291,21 @@ class OutboxRelay:
         self._positions = self._store.positions()
         log.info("relay.leading", positions=self._positions)
         return True
+
+    def _step_down(self) -> None:
+        """Release the producer and the lock, so a standby relay can take over at once."""
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
+        self._wakeup.close()
+
+    def _idle(self) -> None:
+        """Wait for a NOTIFY or the poll interval, in short slices so ``stop`` acts quickly."""
+        deadline = time.monotonic() + self._options.poll_interval_s
+        while not self._stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._wakeup.wait(min(remaining, STOP_CHECK_S)):
+                return
 
     def _drain(self) -> bool:
         while not self._stopping.is_set():

@@ -53,17 +53,27 @@ class Wakeup:
         """Whether the session holding the lock is still open."""
         return self._conn is not None and not self._conn.closed and not self._conn.broken
 
-    def acquire(self, *, should_stop: Callable[[], bool], retry_s: float = 1.0) -> bool:
+    def acquire(
+        self, *, should_stop: Callable[[], bool], wait: bool = True, retry_s: float = 1.0
+    ) -> bool:
         """Connect, take the relay lock and start listening; wait while another relay has it.
 
+        Args:
+            should_stop: Checked between attempts; waiting ends when it returns true.
+            wait: Stand by while another relay holds the lock (False: give up at once).
+            retry_s: Seconds between attempts.
+
         Returns:
-            True once the lock is held; False if ``should_stop`` turned true first.
+            True once the lock is held; False if ``should_stop`` turned true first, or without
+            ``wait`` if another relay holds it.
         """
         waiting_logged = False
         while not should_stop():
             try:
                 if self._try_acquire():
                     return True
+                if not wait:
+                    return False
                 if not waiting_logged:
                     log.info("relay.standby", lock=self._lock_key)
                     waiting_logged = True
