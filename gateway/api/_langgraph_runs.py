@@ -20,8 +20,11 @@ import base64
 import contextlib
 import hashlib
 import json
+import random
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
@@ -32,6 +35,8 @@ from fastapi import Request
 from commands import (
     AlreadyExistsError,
     CommandApplications,
+    CommandResult,
+    ConflictError,
     InvalidCommandError,
     InvalidTransitionError,
 )
@@ -61,6 +66,9 @@ INLINE_MAX_BYTES = 64 * 1024
 _ID_SAFE = re.compile(r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$")
 _MAX_ID = 200
 _STORE_LOCK = threading.Lock()
+# A graph puts its subgraphs' checkpoints concurrently with its own, and all of them land on
+# one execution: a put that loses the optimistic-concurrency race is simply applied again.
+_CONFLICT_RETRIES = 8
 
 
 def _key(*parts: object) -> str:
@@ -84,6 +92,23 @@ def omium_checkpoint_id(step_id: str, checkpoint_id: str) -> str:
     if len(candidate) <= _MAX_ID and _ID_SAFE.match(candidate):
         return candidate
     return "cp-" + hashlib.sha256(candidate.encode()).hexdigest()[:40]
+
+
+def retry_conflicts(command: Callable[..., CommandResult], *args: Any, **kwargs: Any
+                    ) -> CommandResult:
+    """Run a write-side command again when a concurrent one changed its execution first.
+
+    Safe because these commands carry no expected version: a conflict only means the save lost
+    a race, nothing was written, and the command still applies to the newer version.
+    """
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            return command(*args, **kwargs)
+        except ConflictError:
+            if attempt == _CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def thread_store(request: Request, apps: CommandApplications) -> ThreadStore:
@@ -201,8 +226,8 @@ class LangGraphRuns:
         for verb, call in (("schedule", self.apps.executions.schedule_step),
                            ("start", self.apps.executions.start_step)):
             try:
-                call(self.tenant_id, eid, step_id=step,
-                     idempotency_key=_key(verb, thread_id, generation, step))
+                retry_conflicts(call, self.tenant_id, eid, step_id=step,
+                                idempotency_key=_key(verb, thread_id, generation, step))
             except InvalidCommandError as exc:
                 # Another request got there first: the step is scheduled or running already.
                 if not (exc.reason or "").startswith("step_"):
@@ -226,9 +251,9 @@ class LangGraphRuns:
 
     def _create_checkpoint(self, binding: ThreadBinding, step: str, cid: str, key: str,
                            blob: dict[str, Any]) -> None:
-        self.apps.executions.create_checkpoint(
-            self.tenant_id, binding.execution_id, step_id=step, position="after",
-            checkpoint_id=cid, idempotency_key=key, **blob)
+        retry_conflicts(self.apps.executions.create_checkpoint,
+                        self.tenant_id, binding.execution_id, step_id=step, position="after",
+                        checkpoint_id=cid, idempotency_key=key, **blob)
 
     def _blob_fields(self, data: bytes) -> dict[str, Any]:
         if len(data) <= INLINE_MAX_BYTES:
@@ -248,7 +273,8 @@ class LangGraphRuns:
             return count, None
         # An execution that already ended (or was halted) keeps its end state.
         with contextlib.suppress(InvalidTransitionError):
-            self.apps.executions.cancel_execution(
+            retry_conflicts(
+                self.apps.executions.cancel_execution,
                 self.tenant_id, old.execution_id, reason="LangGraph thread deleted",
                 requested_by=self.requested_by,
                 idempotency_key=_key("delete", thread_id, old.generation))
