@@ -246,12 +246,10 @@ class StreamRuntime:
             for table, (partition, key, value) in changes:
                 self._produce(producer, Output(table.changelog, key.encode(), value, [], partition))
             if offsets:
-                producer.send_offsets_to_transaction(
-                    [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                    consumer.consumer_group_metadata(),
-                    30,
-                )
-            producer.commit_transaction(60)
+                positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+                metadata = consumer.consumer_group_metadata()
+                _retrying(lambda: producer.send_offsets_to_transaction(positions, metadata, 30))
+            _retrying(lambda: producer.commit_transaction(60))
         except KafkaException as exc:
             self.stats["aborts"] += 1
             self._on_transaction_error(exc, offsets)
@@ -433,3 +431,17 @@ def _headers(message: Message) -> tuple[tuple[str, bytes], ...]:
         (name, value if isinstance(value, bytes) else str(value or "").encode())
         for name, value in pairs
     )
+
+
+def _retrying(call: Callable[[], None], attempts: int = 3) -> None:
+    """Call a transactional operation again when Kafka says the error is retriable."""
+    for attempt in range(attempts):
+        try:
+            call()
+            return
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if not error.retriable() or attempt == attempts - 1:
+                raise
+            log.warning("retrying after a retriable error: %s", error)
+            time.sleep(0.5 * (attempt + 1))
