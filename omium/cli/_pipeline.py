@@ -12,6 +12,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -22,16 +23,20 @@ from typing import Self
 # library exports its own operator new/delete, and RocksDB loaded after it aborts the process
 # ("double free or corruption") when its first options object is created.
 import rocksdict  # noqa: F401
+from confluent_kafka.admin import AdminClient
 
 from commands import CommandApplications, event_store_env
 from commands.relay import OutboxRelay, RelayOptions
+from omium.kernel.kafka import TopicError, TopicSpec, ensure_topics
 from omium.kernel.serde import AvroSerde, SchemaCatalog
 from omium.kernel.settings import OmiumSettings
 from omium.sdk.providers import LLMProvider
 from omium.worker import build_services, orchestrator_runtime, run_execution_worker
-from streams import run_processor
-from streams.base import ProcessorConfig, StreamRuntime
+from streams.base import Processor, ProcessorConfig, StreamRuntime
 from streams.command_worker import CommandWorker
+from streams.consensus import ConsensusProcessor
+from streams.policy import PolicyFeed, PolicyProcessor
+from streams.recovery import RecoveryProcessor
 
 log = logging.getLogger(__name__)
 
@@ -120,23 +125,32 @@ class Pipeline:
     def _target(
         self, part: str, apps: CommandApplications, serde: AvroSerde
     ) -> Callable[[], object]:
-        overrides = {"instance_id": self._instance, "state_dir": self.state_dir}
         if part == "relay":
             return self._run_relay
-        if part == "commands":
-            config = ProcessorConfig.from_settings("commands", self.settings, **overrides)
-            runtime = StreamRuntime(CommandWorker(apps), config, serde=serde)
-            return lambda: runtime.run(self._stop)
-        if part == "orchestrator":
-            orchestrator = orchestrator_runtime(self.settings, apps, serde=serde, **overrides)
-            return lambda: orchestrator.run(self._stop)
         if part == "worker":
             services = build_services(self.settings, apps, serde=serde, providers=self._providers)
             return lambda: run_execution_worker(
                 self.settings, apps, stop=self._stop, concurrency=self._concurrency,
                 services=services,
             )
-        return lambda: run_processor(part, self.settings, stop=self._stop, **overrides)
+        overrides = {"instance_id": self._instance, "state_dir": self.state_dir}
+        if part == "orchestrator":
+            runtime = orchestrator_runtime(self.settings, apps, serde=serde, **overrides)
+        else:
+            processor = self._processor(part, apps, serde)
+            config = ProcessorConfig.from_settings(part, self.settings, **overrides)
+            runtime = StreamRuntime(processor, config, serde=serde)
+        prepare_internal_topics(runtime)
+        return lambda: runtime.run(self._stop)
+
+    def _processor(self, part: str, apps: CommandApplications, serde: AvroSerde) -> Processor:
+        if part == "commands":
+            return CommandWorker(apps)
+        if part == "consensus":
+            return ConsensusProcessor()
+        if part == "policy":
+            return PolicyProcessor(PolicyFeed(self.settings.kafka, serde))
+        return RecoveryProcessor()
 
     def _run_relay(self) -> None:
         options = RelayOptions(poll_interval_s=0.25, progress_interval_s=3600.0)
@@ -166,3 +180,47 @@ class Pipeline:
         """
         for part, error in self.errors.items():
             raise RuntimeError(f"{part} stopped: {type(error).__name__}: {error}") from error
+
+
+def prepare_internal_topics(runtime: StreamRuntime, *, timeout_s: float = 30.0) -> None:
+    """Create a processor's changelog and internal topics, and wait until they are served.
+
+    The runtime creates them itself, but restores a partition's state as soon as it is assigned;
+    right after creating a topic the broker may not serve its partitions yet ("unknown
+    partition"), which stops the processor on its very first start. Creating them here first and
+    waiting for their metadata avoids that.
+    """
+    config, processor = runtime.config, runtime.processor
+    kafka = config.kafka
+    changelogs = [config.internal_topic(f"{table}-changelog") for table in processor.tables]
+    internal = [config.internal_topic(suffix) for suffix in processor.internal_inputs()]
+    specs = [
+        TopicSpec(
+            name=name,
+            partitions=kafka.partitions,
+            replication_factor=kafka.replication_factor,
+            config={
+                "cleanup.policy": "compact" if name in changelogs else "delete",
+                "min.insync.replicas": str(min(2, kafka.replication_factor)),
+            },
+        )
+        for name in changelogs + internal
+    ]
+    if not specs:
+        return
+    ensure_topics(kafka, specs=specs)
+    # Quiet: an admin client closed with a metadata request in flight logs it at info level.
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 3})
+    deadline = time.monotonic() + timeout_s
+    for spec in specs:
+        while not _served(admin, spec.name, spec.partitions):
+            if time.monotonic() > deadline:
+                raise TopicError(f"topic {spec.name} is not served after {timeout_s}s")
+            time.sleep(0.2)
+
+
+def _served(admin: AdminClient, name: str, partitions: int) -> bool:
+    topic = admin.list_topics(topic=name, timeout=10).topics.get(name)
+    if topic is None or topic.error is not None or len(topic.partitions) < partitions:
+        return False
+    return all(p.leader >= 0 and p.error is None for p in topic.partitions.values())
