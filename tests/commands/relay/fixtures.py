@@ -84,20 +84,29 @@ def relay_factory(
 def topic_reader(relay_settings: OmiumSettings) -> Callable[..., list[Message]]:
     """Reads every committed message of some areas' topics, partition by partition."""
 
-    def read(areas: Sequence[str], *, timeout_s: float = 30.0) -> list[Message]:
+    def read(
+        areas: Sequence[str], *, timeout_s: float = 30.0, committed_only: bool = True
+    ) -> list[Message]:
         prefix = relay_settings.kafka.topic_prefix
-        return read_topics(relay_settings, [f"{prefix}.{area}" for area in areas], timeout_s)
+        topics = [f"{prefix}.{area}" for area in areas]
+        return read_topics(relay_settings, topics, timeout_s, committed_only=committed_only)
 
     return read
 
 
-def read_topics(settings: OmiumSettings, topics: Sequence[str], timeout_s: float) -> list[Message]:
-    """Every message of the topics up to their current end (read-committed), in partition order.
+def read_topics(
+    settings: OmiumSettings, topics: Sequence[str], timeout_s: float, *, committed_only: bool
+) -> list[Message]:
+    """Every message of the topics up to their current end, in partition order.
 
-    A plain confluent-kafka consumer, assigned to every partition from the beginning.
+    A plain confluent-kafka consumer, assigned to every partition from the beginning; it reads
+    committed messages only unless ``committed_only`` is false (then aborted ones too).
     """
+    isolation = "read_committed" if committed_only else "read_uncommitted"
     config = consumer_config(
-        settings.kafka, f"test-reader-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
+        settings.kafka,
+        f"test-reader-{uuid.uuid4().hex[:8]}",
+        **{"enable.partition.eof": True, "isolation.level": isolation},
     )
     consumer = Consumer(config)
     try:

@@ -10,9 +10,10 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from commands import CommandApplications
+from commands.executions import Execution
 
 REGO = "package omium.budget\n\ndeny contains msg if {\n  input.cost > 2\n  msg := \"over\"\n}\n"
 
@@ -125,3 +126,29 @@ def _consensus_rounds(apps: CommandApplications, rec: Recorded) -> None:
     co.cast_vote(t, split, participant="p2", choice="B")
     co.decide_round(t, split)
     rec.add("split", split, "ConsensusRoundOpened", "VoteCast", "VoteCast", "ConsensusFailed")
+
+
+def store_burst(
+    apps: CommandApplications, tenant: str, *, aggregates: int, steps: int
+) -> dict[UUID, int]:
+    """Store ``aggregates`` runs of ``1 + 3 * steps`` events each, one transaction per run.
+
+    Goes through the ``Execution`` aggregate and the application's ``save`` rather than one
+    command per event, so thousands of events are stored in seconds; the stored events are the
+    same as the handlers would store.
+
+    Returns:
+        The number of events stored per execution id.
+    """
+    counts: dict[UUID, int] = {}
+    for _ in range(aggregates):
+        run = Execution.start(tenant_id=tenant, workflow_id=uuid4(), workflow_version=1,
+                              input={"burst": True})
+        for index in range(steps):
+            step_id = f"s{index}"
+            run.schedule_step(step_id, agent="agents.burst:run")
+            run.start_step(step_id)
+            run.complete_step(step_id, output={"n": index})
+        apps.executions.save(run)
+        counts[run.id] = run.version
+    return counts
