@@ -197,18 +197,18 @@ class LangGraphRuns:
                               writes, replace=body.replace)
 
     def _binding(self, thread_id: str) -> ThreadBinding:
-        binding = self.store.binding(self.tenant_id, thread_id)
-        if binding is not None and binding.execution_id is not None:
-            return binding
-        generation = 0 if binding is None else binding.generation
-        started = self.apps.executions.start_execution(
-            self.tenant_id, workflow_id=self._workflow(), workflow_version=1,
-            input={"integration": "langgraph", "thread_id": thread_id},
-            idempotency_key=_key("thread", thread_id, generation))
-        self.store.bind(self.tenant_id, thread_id, generation, started.aggregate_id)
-        bound = self.store.binding(self.tenant_id, thread_id)
-        assert bound is not None
-        return bound
+        # Loops only when the thread is deleted between reading and binding it (a new
+        # generation then needs its own execution).
+        while True:
+            binding = self.store.binding(self.tenant_id, thread_id)
+            if binding is not None and binding.execution_id is not None:
+                return binding
+            generation = 0 if binding is None else binding.generation
+            started = self.apps.executions.start_execution(
+                self.tenant_id, workflow_id=self._workflow(), workflow_version=1,
+                input={"integration": "langgraph", "thread_id": thread_id},
+                idempotency_key=_key("thread", thread_id, generation))
+            self.store.bind(self.tenant_id, thread_id, generation, started.aggregate_id)
 
     def _workflow(self) -> UUID:
         try:

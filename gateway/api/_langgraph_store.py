@@ -19,7 +19,7 @@ import base64
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
@@ -122,8 +122,12 @@ class ThreadStore(ABC):
         """The thread's binding, or ``None`` for a thread never used."""
 
     @abstractmethod
-    def bind(self, tenant_id: str, thread_id: str, generation: int, execution_id: UUID) -> UUID:
-        """Bind an unbound thread to an execution; the execution it is bound to afterwards."""
+    def bind(self, tenant_id: str, thread_id: str, generation: int, execution_id: UUID
+             ) -> UUID | None:
+        """Bind an unbound thread to an execution; the execution it is bound to afterwards.
+
+        ``None`` when ``generation`` is stale (the thread was deleted meanwhile).
+        """
 
     @abstractmethod
     def add_step(self, tenant_id: str, thread_id: str, generation: int, step_id: str) -> None:
@@ -192,7 +196,8 @@ class InMemoryThreadStore(ThreadStore):
         with self._lock:
             return self._of(tenant_id).threads.get(thread_id)
 
-    def bind(self, tenant_id: str, thread_id: str, generation: int, execution_id: UUID) -> UUID:
+    def bind(self, tenant_id: str, thread_id: str, generation: int, execution_id: UUID
+             ) -> UUID | None:
         """See :meth:`ThreadStore.bind`."""
         with self._lock:
             threads = self._of(tenant_id).threads
@@ -200,9 +205,7 @@ class InMemoryThreadStore(ThreadStore):
             if current is None or (current.execution_id is None
                                    and current.generation == generation):
                 threads[thread_id] = ThreadBinding(execution_id, generation)
-            bound = threads[thread_id].execution_id
-            assert bound is not None
-            return bound
+            return threads[thread_id].execution_id
 
     def add_step(self, tenant_id: str, thread_id: str, generation: int, step_id: str) -> None:
         """See :meth:`ThreadStore.add_step`."""
@@ -335,7 +338,8 @@ class PostgresThreadStore(ThreadStore):
             return None
         return ThreadBinding(row["execution_id"], row["generation"], frozenset(row["steps"]))
 
-    def bind(self, tenant_id: str, thread_id: str, generation: int, execution_id: UUID) -> UUID:
+    def bind(self, tenant_id: str, thread_id: str, generation: int, execution_id: UUID
+             ) -> UUID | None:
         """See :meth:`ThreadStore.bind`."""
         table = self._t["langgraph_threads"]
         with self._cursor() as cur:
@@ -348,7 +352,7 @@ class PostgresThreadStore(ThreadStore):
             cur.execute(SQL("SELECT execution_id FROM {} WHERE tenant_id = %s AND thread_id = %s")
                         .format(table), (tenant_id, thread_id))
             row = cur.fetchone()
-        bound: UUID = row["execution_id"]
+        bound: UUID | None = row["execution_id"] if row else None
         return bound
 
     def add_step(self, tenant_id: str, thread_id: str, generation: int, step_id: str) -> None:
@@ -467,7 +471,8 @@ _SELECT = (
 
 
 def _where(tenant_id: str, q: Query) -> tuple[Composable, list[Any]]:
-    parts, params = ["c.tenant_id = %s"], [tenant_id]
+    parts: list[str] = ["c.tenant_id = %s"]
+    params: list[Any] = [tenant_id]
     for column, value in (("thread_id", q.thread_id), ("checkpoint_ns", q.checkpoint_ns),
                           ("checkpoint_id", q.checkpoint_id)):
         if value is not None:
@@ -498,7 +503,7 @@ def _row(row: DictRow) -> StoredCheckpoint:
         writes=writes)
 
 
-def _migrations(t: dict[str, Composable]) -> list[Composable]:
+def _migrations(t: Mapping[str, Composable]) -> list[Composable]:
     return [
         SQL("CREATE TABLE IF NOT EXISTS {} (tenant_id text NOT NULL, thread_id text NOT NULL, "
             "generation integer NOT NULL DEFAULT 0, execution_id uuid, "

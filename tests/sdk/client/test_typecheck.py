@@ -1,4 +1,5 @@
-"""mypy over the client's code and its usage file (``typecheck_client.py``)."""
+"""mypy --strict over the client, the LangGraph saver and its routes, and the client's usage
+file (``typecheck_client.py``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ REPO = Path(__file__).resolve().parents[3]
 
 @pytest.mark.slow
 def test_the_client_and_its_usage_type_check() -> None:
-    targets = ["omium/sdk/client", "tests/sdk/client/typecheck_client.py"]
+    targets = ["omium/sdk/client", "omium/integrations", "tests/sdk/client/typecheck_client.py",
+               "gateway/api/langgraph.py", "gateway/api/_langgraph_runs.py",
+               "gateway/api/_langgraph_store.py"]
     # Errors in modules outside these targets belong to their owners' checks, not this one.
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--follow-imports=silent", "--no-error-summary",
