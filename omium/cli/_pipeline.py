@@ -55,6 +55,8 @@ class Pipeline:
         providers: LLM providers for the worker (default: from ``settings.llm``).
         concurrency: Steps the worker runs at the same time.
         state_dir: Folder for the processors' local state (default: a temporary one).
+        projections: Read models to keep up to date as well (``postgres``, ``redis`` ...);
+            their errors are reported in :attr:`warnings`, they never stop the pipeline.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Pipeline:
         providers: Mapping[str, LLMProvider] | None = None,
         concurrency: int = 4,
         state_dir: Path | None = None,
+        projections: Sequence[str] = (),
     ) -> None:
         """Prepare; :meth:`start` starts the threads."""
         unknown = set(parts) - set(PARTS)
@@ -84,7 +87,9 @@ class Pipeline:
         self._stack = ExitStack()
         self._threads: list[threading.Thread] = []
         self._relay: OutboxRelay | None = None
+        self.projections = list(projections)
         self.errors: dict[str, BaseException] = {}
+        self.warnings: dict[str, BaseException] = {}
         self.apps: CommandApplications | None = None
 
     def start(self) -> Self:
@@ -94,6 +99,8 @@ class Pipeline:
         serde = AvroSerde(SchemaCatalog.from_directory(self.settings.schemas_dir))
         for part in self.parts:
             self._spawn(part, self._target(part, self.apps, serde))
+        for name in self.projections:
+            self._spawn(f"projection {name}", lambda n=name: self._project(n, serde), fatal=False)
         return self
 
     def stop(self) -> None:
@@ -160,13 +167,22 @@ class Pipeline:
         with self._relay:
             self._relay.run()
 
-    def _spawn(self, part: str, target: Callable[[], object]) -> None:
+    def _project(self, name: str, serde: AvroSerde) -> None:
+        from projections import live_runner, open_projection
+
+        runner = live_runner(open_projection(name, self.settings), self.settings.kafka, serde)
+        try:
+            runner.run(stop=self._stop)
+        finally:
+            runner.close()
+
+    def _spawn(self, part: str, target: Callable[[], object], *, fatal: bool = True) -> None:
         def run() -> None:
             try:
                 target()
             except BaseException as exc:  # reported by check(), the demo says which part died
                 log.exception("%s stopped with an error", part)
-                self.errors[part] = exc
+                (self.errors if fatal else self.warnings)[part] = exc
 
         thread = threading.Thread(target=run, name=f"omium-{part}", daemon=True)
         thread.start()

@@ -12,7 +12,7 @@ import logging
 import threading
 from uuid import UUID
 
-from commands import WorkflowsApplication
+from commands import InvalidCommandError, NotFoundError, WorkflowsApplication
 from omium.sdk.workflow import WorkflowDefinition, WorkflowValidationError, parse_workflow_dict
 
 log = logging.getLogger(__name__)
@@ -32,24 +32,28 @@ class DefinitionCache:
         self._lock = threading.Lock()
 
     def get(self, tenant_id: str, workflow_id: str, version: int) -> WorkflowDefinition | None:
-        """The definition, or ``None`` when it is not an Omium workflow definition.
+        """The definition, or ``None`` when there is no Omium workflow definition to run.
+
+        A run may name a workflow that does not exist (the write side does not require one) or
+        one that is not an Omium workflow file; neither is Omium's to drive.
 
         Raises:
-            NotFoundError: No such workflow for this tenant.
             EventStoreError: The event store is unavailable (not cached; try again).
         """
         key = (tenant_id, str(workflow_id), int(version))
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        view = self._workflows.get_workflow(
-            tenant_id, UUID(str(workflow_id)), definition_version=int(version)
-        )
+        definition: WorkflowDefinition | None = None
         try:
-            definition: WorkflowDefinition | None = parse_workflow_dict(view.definition)
+            view = self._workflows.get_workflow(
+                tenant_id, UUID(str(workflow_id)), definition_version=int(version)
+            )
+            definition = parse_workflow_dict(view.definition)
+        except (NotFoundError, InvalidCommandError) as exc:
+            log.info("no workflow %s v%s for tenant %s: %s", workflow_id, version, tenant_id, exc)
         except WorkflowValidationError as exc:
             log.info("workflow %s v%s is not an Omium workflow file: %s", workflow_id, version, exc)
-            definition = None
         with self._lock:
             self._cache[key] = definition
         return definition
