@@ -31,7 +31,9 @@ from gateway.errors import MalformedRequestError
 
 router = APIRouter(prefix="/langgraph", tags=["langgraph"])
 
-_Text = Annotated[str, Field(max_length=1000, pattern=r"^[^\x00]*$")]
+# PostgreSQL text refuses NUL: such input is a 422 here, never a failed query.
+_NO_NUL = r"^[^\x00]*$"
+_Text = Annotated[str, Field(max_length=1000, pattern=_NO_NUL)]
 _ThreadId = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00]*$")]
 MAX_PAGE = 100
 
@@ -193,10 +195,10 @@ async def put_writes(body: PutWrites, call: Update, request: Request) -> Changed
 async def find_checkpoints(
     call: Read,
     request: Request,
-    thread_id: Annotated[str | None, Query(max_length=1000)] = None,
-    checkpoint_ns: Annotated[str | None, Query(max_length=1000)] = None,
-    checkpoint_id: Annotated[str | None, Query(max_length=200)] = None,
-    before: Annotated[str | None, Query(max_length=200,
+    thread_id: Annotated[str | None, Query(max_length=1000, pattern=_NO_NUL)] = None,
+    checkpoint_ns: Annotated[str | None, Query(max_length=1000, pattern=_NO_NUL)] = None,
+    checkpoint_id: Annotated[str | None, Query(max_length=200, pattern=_NO_NUL)] = None,
+    before: Annotated[str | None, Query(max_length=200, pattern=_NO_NUL,
                                         description="Only checkpoint ids below this.")] = None,
     filter: Annotated[str | None, Query(max_length=10_000,
                                         description="JSON object the metadata must contain."
@@ -261,10 +263,12 @@ def _metadata_filter(text: str | None) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(text)
+        storable = json.dumps(value, allow_nan=False)
     except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise MalformedRequestError("filter must be a JSON object", reason="filter")
+        value, storable = None, ""
+    if not isinstance(value, dict) or "\\u0000" in storable:
+        raise MalformedRequestError("filter must be a JSON object (no NaN, Infinity or NUL)",
+                                    reason="filter")
     return value
 
 
