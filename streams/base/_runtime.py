@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+# librdkafka's local "unknown partition/topic" (-190, -188) and the broker's (3): a topic created
+# a moment ago that a new client's metadata does not list yet.
+_UNKNOWN_TOPIC_CODES = frozenset({-190, -188, KafkaError.UNKNOWN_TOPIC_OR_PART})
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -341,7 +345,7 @@ class StreamRuntime:
         )
         try:
             tp = TopicPartition(table.changelog, partition)
-            low, high = reader.get_watermark_offsets(tp, timeout=30)
+            low, high = _watermarks(reader, tp)
             records: list[tuple[bytes, bytes | None]] = []
             if high <= low:
                 return records
@@ -445,3 +449,20 @@ def _retrying(call: Callable[[], None], attempts: int = 3) -> None:
                 raise
             log.warning("retrying after a retriable error: %s", error)
             time.sleep(0.5 * (attempt + 1))
+
+
+def _watermarks(reader: Consumer, tp: TopicPartition, timeout_s: float = 30.0) -> tuple[int, int]:
+    """Low and high offsets of a partition, waiting for a just-created topic to be known."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = reader.get_watermark_offsets(tp, timeout=10)
+            return low, high
+        except KafkaException as exc:
+            # A topic created a moment ago may not be in this new client's metadata yet.
+            unknown = exc.args[0].code() in _UNKNOWN_TOPIC_CODES
+            if not unknown or time.monotonic() > deadline:
+                raise StreamsError(
+                    f"cannot read the end of {tp.topic}[{tp.partition}]: {exc}"
+                ) from exc
+            time.sleep(0.2)

@@ -22,22 +22,43 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROUNDS = 1500  # 1,500 opens + 4,500 votes in flight
 
 
-def _publish_paced(kafka, serde, rounds: list[uuid.UUID], chunk: int = 100) -> threading.Thread:
-    """Publishes the rounds' events over a few seconds from a thread."""
+def _publish_paced(
+    kafka, serde, batches: list[list[dict]], go: threading.Event
+) -> threading.Thread:
+    """Publishes the first batch, waits for ``go``, then the rest over a few seconds."""
 
     def run() -> None:
         with EventProducer(kafka, serde) as producer:
-            for start in range(0, len(rounds), chunk):
-                for round_id in rounds[start : start + chunk]:
-                    producer.publish(round_opened(round_id, ["a", "b", "c"]))
-                    for voter in ("a", "b", "c"):
-                        producer.publish(vote(round_id, voter, "yes"))
+            for index, batch in enumerate(batches):
+                for event in batch:
+                    producer.publish(event)
                 producer.flush()
+                if index == 0:
+                    go.wait(120)  # the worker is up and deciding: now keep events coming
                 time.sleep(0.15)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def _round_batches(rounds: list[uuid.UUID], chunk: int = 100) -> list[list[dict]]:
+    batches = []
+    for start in range(0, len(rounds), chunk):
+        batch = []
+        for round_id in rounds[start : start + chunk]:
+            batch.append(round_opened(round_id, ["a", "b", "c"]))
+            batch += [vote(round_id, voter, "yes") for voter in ("a", "b", "c")]
+        batches.append(batch)
+    return batches
+
+
+def _kill_mid_stream(process, publisher: threading.Thread, go: threading.Event) -> None:
+    go.set()
+    time.sleep(0.5)
+    assert publisher.is_alive(), "the kill must land while events are still arriving"
+    process.kill()  # SIGKILL: no clean shutdown, a transaction may be open
+    process.wait(10)
 
 
 def _wait_for_some(read_events, count: int) -> None:
@@ -81,12 +102,11 @@ def test_kill_9_mid_stream_then_restart_decides_every_round_once(
 ) -> None:
     rounds = [uuid.uuid4() for _ in range(ROUNDS)]
     worker = worker_process_factory("consensus", instance_id="solo")
-    publisher = _publish_paced(kafka, serde, rounds)
+    go = threading.Event()
+    publisher = _publish_paced(kafka, serde, _round_batches(rounds), go)
 
-    _wait_for_some(read_events, 100)
-    assert publisher.is_alive(), "the kill must land while events are still arriving"
-    worker.kill()  # SIGKILL: no clean shutdown, a transaction may be open
-    worker.wait(10)
+    _wait_for_some(read_events, 50)
+    _kill_mid_stream(worker, publisher, go)
     worker_process_factory("consensus", instance_id="solo")
     publisher.join(120)
 
@@ -100,12 +120,11 @@ def test_kill_9_of_one_of_two_instances_hands_its_partitions_to_the_other(
     survivor = worker_process_factory("consensus", instance_id="left")
     victim = worker_process_factory("consensus", instance_id="right")
     time.sleep(3)  # let both join, so the partitions are shared
-    publisher = _publish_paced(kafka, serde, rounds)
+    go = threading.Event()
+    publisher = _publish_paced(kafka, serde, _round_batches(rounds), go)
 
-    _wait_for_some(read_events, 100)
-    assert publisher.is_alive(), "the kill must land while events are still arriving"
-    victim.kill()
-    victim.wait(10)
+    _wait_for_some(read_events, 50)
+    _kill_mid_stream(victim, publisher, go)
     publisher.join(120)
 
     _check_exactly_once(read_events, rounds)
@@ -117,24 +136,21 @@ def test_kill_9_of_the_recovery_worker_never_resets_or_double_counts_attempts(
 ) -> None:
     runs = [uuid.uuid4() for _ in range(400)]  # 1,200 failures in flight, three per run
 
-    def publish_failures() -> None:
-        with EventProducer(kafka, serde) as producer:
-            for attempt in range(3):
-                for start in range(0, len(runs), 100):
-                    for run in runs[start : start + 100]:
-                        producer.publish(failure(run, message=f"socket closed after {attempt}s"))
-                    producer.flush()
-                    time.sleep(0.1)
-
-    publisher = threading.Thread(target=publish_failures, daemon=True)
+    batches = [
+        [
+            failure(run, message=f"socket closed after {attempt}s")
+            for run in runs[start : start + 50]
+        ]
+        for attempt in range(3)
+        for start in range(0, len(runs), 50)
+    ]
     worker = worker_process_factory("recovery", instance_id="rec")
-    publisher.start()
+    go = threading.Event()
+    publisher = _publish_paced(kafka, serde, batches, go)
     read_events(
-        "failures", count=100, timeout_s=60, where=lambda e: e["event_type"] == "RecoveryPlanned"
+        "failures", count=25, timeout_s=60, where=lambda e: e["event_type"] == "RecoveryPlanned"
     )
-    assert publisher.is_alive(), "the kill must land while failures are still arriving"
-    worker.kill()
-    worker.wait(10)
+    _kill_mid_stream(worker, publisher, go)
     worker_process_factory("recovery", instance_id="rec")
     publisher.join(120)
 
