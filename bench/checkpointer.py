@@ -12,7 +12,9 @@ Measured one call at a time (latency, not throughput), each phase for both saver
 next phase: ``aput`` (threads of ``--checkpoints`` chained checkpoints, ~1 KB of state),
 ``aput_writes`` (two writes of one task after each put), ``aget_tuple`` (a thread's latest),
 ``alist`` (a thread's 10 newest), then a 5-node graph (``invoke`` on a new thread: 7
-checkpoints and 5 tasks' writes), mean per run.
+checkpoints and 5 tasks' writes), mean per run; last, ``--long-thread`` puts on one thread,
+comparing the first and the last 50 (an execution is rebuilt from its events on every command,
+so a put's cost grows with the thread's length).
 
 Run: ``.venv/bin/python -m bench.checkpointer`` with the local stack up.
 """
@@ -168,6 +170,21 @@ async def put_phase(saver: BaseCheckpointSaver[Any], threads: int, per_thread: i
     return {"aput": puts, "aput_writes": writes}, ids
 
 
+async def long_thread_phase(saver: BaseCheckpointSaver[Any], puts: int) -> dict[str, Any]:
+    """Puts on one thread: the first and the last 50 (a put's cost as the thread grows)."""
+    samples: list[float] = []
+    config: Any = {"configurable": {"thread_id": f"long-{uuid.uuid4().hex[:10]}",
+                                    "checkpoint_ns": ""}}
+    for index in range(puts):
+        checkpoint = _checkpoint(index)
+        metadata: Any = {"source": "loop", "step": index, "parents": {}}
+        config = await _timed(samples, lambda c=config, cp=checkpoint, m=metadata:
+                              saver.aput(c, cp, m, cp["channel_versions"]))
+    window = min(50, puts)
+    return {"puts": puts, "first_p50_ms": round(percentile(samples[:window], 0.5), 2),
+            "last_p50_ms": round(percentile(samples[-window:], 0.5), 2)}
+
+
 async def read_phase(saver: BaseCheckpointSaver[Any], thread_ids: list[str], reads: int
                      ) -> dict[str, list[float]]:
     """Latest-checkpoint reads and 10-newest lists of random threads."""
@@ -239,6 +256,8 @@ async def measure(savers: dict[str, BaseCheckpointSaver[Any]], args: argparse.Na
         results[name].update({op: stats(s) for op, s in timings.items()})
     for name, saver in savers.items():
         results[name]["graph_run"] = stats(await graph_phase(saver, args.graph_runs))
+    for name, saver in savers.items():
+        results[name]["long_thread"] = await long_thread_phase(saver, args.long_thread)
     return results
 
 
@@ -278,6 +297,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                      "uvicorn", "eventsourcing", "omium"]),
         "workload": {"threads": args.threads, "checkpoints_per_thread": args.checkpoints,
                      "reads": args.reads, "graph_runs": args.graph_runs,
+                     "long_thread_puts": args.long_thread,
                      "state_bytes": len(json.dumps(_checkpoint(0)["channel_values"])),
                      "graph": "5 sequential trivial nodes, a new thread per run"},
         "savers": savers,
@@ -296,6 +316,10 @@ def to_markdown(results: dict[str, Any]) -> str:
     rows.append(f"| 5-node graph run, mean (p50 / p99) | {g_base['mean_ms']} ms "
                 f"({g_base['p50_ms']} / {g_base['p99_ms']}) | {g_omium['mean_ms']} ms "
                 f"({g_omium['p50_ms']} / {g_omium['p99_ms']}) |")
+    l_base, l_omium = base["long_thread"], omium["long_thread"]
+    rows.append(f"| `aput` p50, first / last 50 of {l_base['puts']} on one thread | "
+                f"{l_base['first_p50_ms']} / {l_base['last_p50_ms']} ms | "
+                f"{l_omium['first_p50_ms']} / {l_omium['last_p50_ms']} ms |")
     packages = machine["packages"]
     return "\n".join([
         "## LangGraph checkpointer (`python -m bench.checkpointer`)",
@@ -324,6 +348,7 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=int, default=25, help="per thread")
     parser.add_argument("--reads", type=int, default=300)
     parser.add_argument("--graph-runs", type=int, default=40)
+    parser.add_argument("--long-thread", type=int, default=400, help="puts on one thread")
     args = parser.parse_args()
     results = run(args)
     path = write_results("checkpointer", results)
