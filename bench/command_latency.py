@@ -157,7 +157,7 @@ async def one_run(client: httpx.AsyncClient, workflow_id: str, samples: list[Sam
     if started.status_code != 201:
         return
     run = f"/executions/{started.json()['execution_id']}"
-    steps = [
+    steps: list[tuple[str, str, dict[str, Any]]] = [
         ("schedule_step", f"{run}/steps", {"step_id": "answer", "agent": "agents.answer"}),
         ("start_step", f"{run}/steps/answer/start", {}),
         ("complete_step", f"{run}/steps/answer/complete", {"output": {"text": "done"}}),

@@ -15,10 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from gateway import Role
-from tests.gateway.api.fixtures import API, POLICY_MODULE, Caller, blob_fields, future
+from tests.gateway.api.fixtures import API, POLICY_MODULE, Caller, Reply, blob_fields, future
 
 
 @dataclass(frozen=True)
@@ -350,7 +348,7 @@ def _revoke_key(c: Caller) -> Call:
     return Call("DELETE", f"/api-keys/{key_id}", status=204)
 
 
-def send(c: Caller, call: Call, *, role: str = "admin", **headers: str) -> httpx.Response:
+def send(c: Caller, call: Call, *, role: str = "admin", **headers: str) -> Reply:
     """Send a catalogue call as ``role`` (``headers`` as in ``Caller.headers``)."""
     kwargs: dict[str, Any] = {} if call.body is None else {"json": call.body}
     return c.client.request(call.method, API + call.path, headers=c.headers(role, **headers),

@@ -3,6 +3,7 @@
 from tests.gateway.api.fixtures import (  # noqa: F401 - imported to register the fixtures
     api_app,
     api_client,
+    api_read_model,
     api_schema,
     api_settings,
     caller,

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
@@ -25,6 +24,7 @@ from psycopg import sql
 from gateway import create_app, mint_token
 from omium.kernel.kafka import ensure_topics
 from omium.kernel.settings import OmiumSettings, load_settings
+from projections.postgres import PostgresProjection, schema_for
 
 API = "/api/v1"
 
@@ -36,6 +36,9 @@ EVENT_TABLES = {
 }
 
 POLICY_MODULE = "package omium.budget\n\ndefault allow := true\n"
+
+Reply = Any
+"""A response of starlette's ``TestClient``: ``httpx`` or ``httpx2``, whichever is installed."""
 
 
 def future(seconds: float = 86_400) -> str:
@@ -79,16 +82,16 @@ class Caller:
         return {"Authorization": f"Bearer {self._tokens[role]}", **named}
 
     def post(self, path: str, body: Any = None, *, role: str = "admin",
-             **headers: str) -> httpx.Response:
+             **headers: str) -> Reply:
         """POST ``body`` as JSON (no body when ``None``) to ``/api/v1<path>``."""
         kwargs: dict[str, Any] = {} if body is None else {"json": body}
         return self.client.post(API + path, headers=self.headers(role, **headers), **kwargs)
 
-    def get(self, path: str, *, role: str = "viewer", **params: Any) -> httpx.Response:
+    def get(self, path: str, *, role: str = "viewer", **params: Any) -> Reply:
         """GET ``/api/v1<path>``."""
         return self.client.get(API + path, headers=self.headers(role), params=params)
 
-    def ok(self, response: httpx.Response, status: int = 200) -> dict[str, Any]:
+    def ok(self, response: Reply, status: int = 200) -> dict[str, Any]:
         """The JSON body of a response that must have ``status``."""
         assert response.status_code == status, response.text
         body: dict[str, Any] = response.json()
@@ -151,8 +154,18 @@ def api_settings(live_postgres: OmiumSettings, live_redis: OmiumSettings,
 
 
 @pytest.fixture(scope="session")
-def api_app(api_settings: OmiumSettings, api_schema: str) -> FastAPI:
-    """The gateway app, built from settings (real services at startup)."""
+def api_read_model(api_settings: OmiumSettings) -> Iterator[str]:
+    """The session's PostgreSQL read model (the read routes query it), migrated; its schema."""
+    schema = schema_for(api_settings.kafka.topic_prefix)
+    PostgresProjection.open(api_settings.postgres.dsn(), schema=schema).close()
+    yield schema
+    with psycopg.connect(api_settings.postgres.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(scope="session")
+def api_app(api_settings: OmiumSettings, api_schema: str, api_read_model: str) -> FastAPI:
+    """The whole gateway app, built from settings (real services at startup)."""
     return create_app(api_settings, event_store_schema=api_schema)
 
 

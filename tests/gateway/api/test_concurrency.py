@@ -11,21 +11,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.gateway.api.fixtures import Caller
+from tests.gateway.api.fixtures import Caller, Reply
 
 pytestmark = pytest.mark.integration
 
 ROUNDS = 6
 
 
-def race(senders: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
+def race(senders: list[Callable[[], Reply]]) -> list[Reply]:
     """Run the senders at the same moment, each on its own thread."""
     barrier = threading.Barrier(len(senders))
 
-    def go(send: Callable[[], httpx.Response]) -> httpx.Response:
+    def go(send: Callable[[], Reply]) -> Reply:
         barrier.wait()
         return send()
 
@@ -34,7 +33,7 @@ def race(senders: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
 
 
 def poster(c: Caller, path: str, body: Any, role: str = "admin",
-           **headers: str) -> Callable[[], httpx.Response]:
+           **headers: str) -> Callable[[], Reply]:
     """A sender of one POST."""
     return lambda: c.post(path, body, role=role, **headers)
 
