@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
+from types import TracebackType
 from typing import Any, Self
 
 from langchain_core.runnables import RunnableConfig
@@ -42,12 +43,24 @@ class AsyncOmiumSaver(BaseCheckpointSaver[int]):
         super().__init__(serde=serde)
         self.client = client
         self._sync: OmiumSaver | None = None
+        self._owns_client = False
 
     @classmethod
     def from_config(cls, config: ClientConfig, *, serde: SerializerProtocol | None = None
                     ) -> Self:
-        """A saver with its own client built from ``config`` (e.g. ``ClientConfig.load()``)."""
-        return cls(AsyncClient(config=config), serde=serde)
+        """A saver with its own client built from ``config`` (``aclose()`` closes it)."""
+        saver = cls(AsyncClient(config=config), serde=serde)
+        saver._owns_client = True
+        return saver
+
+    async def __aenter__(self) -> Self:
+        """Use the saver as an async context manager (``aclose()`` on exit)."""
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        """Close the saver."""
+        await self.aclose()
 
     @property
     def sync(self) -> OmiumSaver:
@@ -163,6 +176,11 @@ class AsyncOmiumSaver(BaseCheckpointSaver[int]):
         self.sync.prune(thread_ids, strategy=strategy)
 
     async def aclose(self) -> None:
-        """Close the sync client made for the sync methods (not the async client you gave)."""
+        """Close the clients this saver made (the sync one, and its own from ``from_config``).
+
+        A client you passed in stays open: it is yours.
+        """
         if self._sync is not None:
             self._sync.client.close()
+        if self._owns_client:
+            await self.client.close()

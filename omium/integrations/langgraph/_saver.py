@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
+from types import TracebackType
 from typing import Any, Self
 
 from langchain_core.runnables import RunnableConfig
@@ -47,12 +48,29 @@ class OmiumSaver(BaseCheckpointSaver[int]):
         """
         super().__init__(serde=serde)
         self.client = client
+        self._owns_client = False
 
     @classmethod
     def from_config(cls, config: ClientConfig, *, serde: SerializerProtocol | None = None
                     ) -> Self:
-        """A saver with its own client built from ``config`` (e.g. ``ClientConfig.load()``)."""
-        return cls(Client(config=config), serde=serde)
+        """A saver with its own client built from ``config`` (``close()`` closes it)."""
+        saver = cls(Client(config=config), serde=serde)
+        saver._owns_client = True
+        return saver
+
+    def close(self) -> None:
+        """Close the client if this saver made it (``from_config``)."""
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> Self:
+        """Use the saver as a context manager (``close()`` on exit)."""
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Close the saver."""
+        self.close()
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The config's checkpoint, or its namespace's latest when it names none."""

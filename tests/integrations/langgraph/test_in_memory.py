@@ -30,8 +30,9 @@ async def test_conformance_on_the_in_memory_gateway() -> None:
         token = mint_token(settings, subject="t", tenant_id=f"t-{uuid.uuid4().hex[:8]}",
                            roles=["developer"])
         async with AsyncClient("http://gateway.test", token=token,
-                               transport=httpx.ASGITransport(app=app)) as client:
-            yield AsyncOmiumSaver(client)
+                               transport=httpx.ASGITransport(app=app)) as client, \
+                AsyncOmiumSaver(client) as omium_saver:
+            yield omium_saver
 
     report = await validate(saver)
     failures = {name: r.failures for name, r in report.results.items() if r.failures}
