@@ -81,8 +81,9 @@ class Arrivals:
             if message is None or message.error() is not None:
                 continue
             arrived = time.time()
-            headers = dict(message.headers() or [])
-            self.seen.setdefault(headers["event_id"].decode(), arrived)
+            event_id = dict(message.headers() or []).get("event_id")
+            if isinstance(event_id, bytes):
+                self.seen.setdefault(event_id.decode(), arrived)
 
     def wait_for(self, event_ids: set[str], timeout_s: float) -> None:
         """Block until every id arrived (or the timeout passed)."""
@@ -212,11 +213,15 @@ def measure_throughput(settings: OmiumSettings, events: int) -> dict:
 def run(rate: int, seconds: float, burst: int, log_dir: Path) -> dict[str, Any]:
     """Both measurements on scratch schemas and topics; the results document."""
     settings = load_settings()
+    load_before = round(os.getloadavg()[0], 1)
     lag = measure_lag(settings, rate, seconds, log_dir)
     throughput = measure_throughput(settings, burst)
     return {
         "benchmark": "relay_lag",
-        "machine": describe_machine(["confluent-kafka", "fastavro", "psycopg", "eventsourcing"]),
+        "machine": {
+            **describe_machine(["confluent-kafka", "fastavro", "psycopg", "eventsourcing"]),
+            "load_average_1m_before": load_before,
+        },
         "relay": {
             "batch_size": BATCH_SIZE,
             "partitions": settings.kafka.partitions,
@@ -235,7 +240,8 @@ def to_markdown(results: dict[str, Any]) -> str:
         "## Outbox relay (`python -m bench.relay_lag`)",
         "",
         f"Run {machine['date']} on {machine['cores']} cores ({machine['cpu']}), "
-        f"{machine['memory_gib']} GiB, Python {machine['python']}; PostgreSQL event store and "
+        f"{machine['memory_gib']} GiB, Python {machine['python']} (1-min load average "
+        f"{machine['load_average_1m_before']} before); PostgreSQL event store and "
         f"Kafka of the local stack, {results['relay']['partitions']} partitions; relay batch "
         f"{results['relay']['batch_size']}, {results['relay']['producer']}, "
         f"{results['relay']['wake_up']}. Lag = arrival at a read-committed consumer minus the "

@@ -141,6 +141,29 @@ def _read_to_end(consumer: Consumer, partitions: int, timeout_s: float) -> list[
     return messages
 
 
+def value_of(message: Message) -> bytes:
+    """A consumed message's value (every relayed message has one)."""
+    value = message.value()
+    assert isinstance(value, bytes), "message without a value"
+    return value
+
+
+def key_of(message: Message) -> str:
+    """A consumed message's key as text (the aggregate id)."""
+    key = message.key()
+    assert isinstance(key, bytes), "message without a key"
+    return key.decode()
+
+
+def headers_of(message: Message) -> dict[str, bytes]:
+    """A consumed message's headers by name."""
+    headers: dict[str, bytes] = {}
+    for header in message.headers() or []:
+        name, value = header[0], header[1]
+        headers[str(name)] = value if isinstance(value, bytes) else b""
+    return headers
+
+
 @pytest.fixture
 def relay_process_factory(
     relay_settings: OmiumSettings, relay_schema: str, tmp_path: Path

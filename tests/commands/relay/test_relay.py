@@ -33,6 +33,7 @@ from commands.relay import (
 from omium.kernel.events import verify_chain
 from omium.kernel.serde import AvroSerde, default_catalog
 from omium.kernel.settings import OmiumSettings
+from tests.commands.relay.fixtures import headers_of, key_of, value_of
 from tests.commands.relay.scenario import record_every_event
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,7 @@ Reader = Callable[..., list[Message]]
 
 def decode_all(messages: list[Message]) -> list[dict[str, Any]]:
     """The Avro events of some messages, in the order given."""
-    return [SERDE.decode(m.value()) for m in messages]
+    return [SERDE.decode(value_of(m)) for m in messages]
 
 
 def run_command(apps: CommandApplications) -> UUID:
@@ -82,8 +83,8 @@ def test_every_command_ends_as_its_avro_event_on_its_topic(
     expected_area = {m.event_type: default_catalog().area_of(m.event_type)
                      for m in ALL_MAPPINGS.values()}
     for message, event in zip(messages, events, strict=True):
-        assert message.topic().endswith("." + expected_area[event["event_type"]])
-        assert message.key() == event["aggregate_id"].encode()
+        assert str(message.topic()).endswith("." + expected_area[event["event_type"]])
+        assert key_of(message) == event["aggregate_id"]
         assert event["event_id"] == event_id_for(event["aggregate_id"], event["aggregate_version"])
         assert event["tenant_id"] == "acme"
     per_aggregate: dict[UUID, list[dict[str, Any]]] = {}
@@ -163,7 +164,7 @@ def test_lost_positions_and_heads_resend_identical_events(
 ) -> None:
     record_every_event(relay_apps, "acme")
     drain(relay_factory)
-    first = {m.value() for m in topic_reader(DOMAIN_AREAS)}
+    first = {value_of(m) for m in topic_reader(DOMAIN_AREAS)}
     store = PostgresRelayStore(relay_settings.postgres.dsn(), schema=relay_schema)
     store.reset()
     store.close()
@@ -172,7 +173,7 @@ def test_lost_positions_and_heads_resend_identical_events(
 
     messages = topic_reader(DOMAIN_AREAS)
     assert len(messages) == 2 * len(first)
-    assert {m.value() for m in messages} == first
+    assert {value_of(m) for m in messages} == first
 
 
 def test_an_event_that_cannot_be_mapped_is_dead_lettered_and_the_relay_moves_on(
@@ -191,11 +192,11 @@ def test_an_event_that_cannot_be_mapped_is_dead_lettered_and_the_relay_moves_on(
 
     assert (progress.relayed, progress.dead_lettered, progress.total_lag) == (1, 1, 0)
     [letter] = topic_reader(["dlq"])
-    headers = {k: v for k, v in letter.headers() or []}
-    assert letter.key() == str(bogus.originator_id).encode()
+    headers = headers_of(letter)
+    assert key_of(letter) == str(bogus.originator_id)
     assert b"cannot decode" in headers["dlq.reason"] and b"NoSuchEvent" in headers["dlq.reason"]
     assert headers["dlq.consumer_group"] == b"omium-relay"
-    document = json.loads(letter.value())
+    document = json.loads(value_of(letter))
     assert document["state"] == {"tenant_id": "t", "weird": True}
     assert document["topic"] == bogus.topic
     [event] = decode_all(topic_reader(["executions"]))
