@@ -13,11 +13,13 @@ Blobs are opaque here: the saver serialises with LangGraph's serde and sends ``t
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from gateway._policy import requires
@@ -31,26 +33,52 @@ from gateway.errors import MalformedRequestError
 
 router = APIRouter(prefix="/langgraph", tags=["langgraph"])
 
-# PostgreSQL text refuses NUL: such input is a 422 here, never a failed query.
+# PostgreSQL text refuses NUL and lone surrogates: such input is a 422 here, never a failed
+# query.
 _NO_NUL = r"^[^\x00]*$"
-_Text = Annotated[str, Field(max_length=1000, pattern=_NO_NUL)]
-_ThreadId = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00]*$")]
+
+
+def _utf8(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode (no unpaired surrogates)") from exc
+    return value
+
+
+_Utf8 = AfterValidator(_utf8)
+_Text = Annotated[str, StringConstraints(strict=True, max_length=1000, pattern=_NO_NUL), _Utf8]
+_Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=1000,
+                                             pattern=_NO_NUL), _Utf8]
+_CheckpointId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200,
+                                                 pattern=_NO_NUL), _Utf8]
+_TypeTag = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=100,
+                                            pattern=_NO_NUL), _Utf8]
 MAX_PAGE = 100
 
 
 class Blob(BaseModel):
     """A value serialised by LangGraph's serde: its type tag and bytes (base64)."""
 
-    type: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
+    type: _TypeTag
     data: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
+
+    @field_validator("data")
+    @classmethod
+    def _decodable(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"data is not valid base64: {exc}") from None
+        return value
 
 
 class PutCheckpoint(RequestModel):
     """A checkpoint of one namespace of a thread (``put``)."""
 
-    thread_id: _ThreadId
+    thread_id: _Id
     checkpoint_ns: _Text = ""
-    checkpoint_id: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+    checkpoint_id: _CheckpointId
     parent_checkpoint_id: _Text | None = None
     checkpoint: Blob
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -60,8 +88,10 @@ class PutCheckpoint(RequestModel):
     def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
         try:
             text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-        except ValueError as exc:
-            raise ValueError("metadata must be plain JSON (no NaN or Infinity)") from exc
+            text.encode("utf-8")
+        except ValueError as exc:  # UnicodeEncodeError is a ValueError too
+            raise ValueError("metadata must be plain JSON (no NaN, Infinity or unpaired "
+                             "surrogates)") from exc
         if "\\u0000" in text or "\x00" in text:
             raise ValueError("metadata must not contain NUL characters")
         return value
@@ -71,17 +101,17 @@ class Write(BaseModel):
     """One pending write of a task."""
 
     idx: Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1)]
-    channel: Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00]*$")]
+    channel: _Id
     value: Blob
 
 
 class PutWrites(RequestModel):
     """Pending writes of one task, linked to a checkpoint (``put_writes``)."""
 
-    thread_id: _ThreadId
+    thread_id: _Id
     checkpoint_ns: _Text = ""
-    checkpoint_id: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
-    task_id: Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00]*$")]
+    checkpoint_id: _CheckpointId
+    task_id: _Id
     task_path: _Text = ""
     writes: Annotated[list[Write], Field(max_length=10_000)]
     replace: bool = Field(default=False, description="Overwrite writes with the same "
@@ -91,26 +121,26 @@ class PutWrites(RequestModel):
 class ThreadRef(RequestModel):
     """A thread (``delete_thread``)."""
 
-    thread_id: _ThreadId
+    thread_id: _Id
 
 
 class CopyThread(RequestModel):
     """Copy every checkpoint and write of a thread to another (``copy_thread``)."""
 
-    source_thread_id: _ThreadId
-    target_thread_id: _ThreadId
+    source_thread_id: _Id
+    target_thread_id: _Id
 
 
 class DeleteRuns(RequestModel):
     """Delete the checkpoints of LangGraph runs (``delete_for_runs``)."""
 
-    run_ids: Annotated[list[_ThreadId], Field(max_length=1000)]
+    run_ids: Annotated[list[_Id], Field(max_length=1000)]
 
 
 class Prune(RequestModel):
     """Prune threads (``prune``)."""
 
-    thread_ids: Annotated[list[_ThreadId], Field(max_length=1000)]
+    thread_ids: Annotated[list[_Id], Field(max_length=1000)]
     strategy: Literal["keep_latest", "delete"] = "keep_latest"
 
 

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from omium.sdk.client import Client, ForbiddenError, InvalidRequestError
@@ -36,6 +37,8 @@ def test_bad_input_is_refused_with_4xx(client_factory: Callable[..., Client]) ->
         ("POST", CHECKPOINTS, put_body("t", tenant_id="other"), None),
         ("POST", CHECKPOINTS, {**put_body("t"), "checkpoint": {"type": "x", "data": "!!"}},
          None),
+        ("POST", CHECKPOINTS, {**put_body("t"), "checkpoint": {"type": "x", "data": "abc"}},
+         None),
         ("POST", "/api/v1/langgraph/threads/prune", {"thread_ids": ["t"], "strategy": "all"},
          None),
     ]
@@ -43,6 +46,17 @@ def test_bad_input_is_refused_with_4xx(client_factory: Callable[..., Client]) ->
         with pytest.raises(InvalidRequestError) as refused:
             omium.request(method, path, json=body, params=params)
         assert refused.value.status in (400, 422), (path, body, params)
+
+
+def test_unpaired_surrogates_are_refused(live_gateway: LiveGateway) -> None:
+    token = live_gateway.token("developer", tenant="surrogates")
+    for raw in (b'"thread_id": "\\ud800"', b'"thread_id": "t", "metadata": {"k": "\\udfff"}'):
+        body = (b'{"checkpoint_id": "1", "checkpoint": {"type": "x", "data": ""}, '
+                + raw + b"}")
+        response = httpx.post(live_gateway.url + CHECKPOINTS, content=body, timeout=10,
+                              headers={"Authorization": f"Bearer {token}",
+                                       "Content-Type": "application/json"})
+        assert response.status_code == 422, response.text
 
 
 def test_roles_and_tenants(client_factory: Callable[..., Client],
