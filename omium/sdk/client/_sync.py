@@ -10,6 +10,8 @@ from types import TracebackType
 from typing import Any, Literal, Self, TypeVar, Unpack
 
 import httpx
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.sync.client import connect as ws_connect
 
 from omium.sdk.client import _ops as ops
 from omium.sdk.client._config import ClientConfig, merge_config
@@ -57,6 +59,7 @@ from omium.sdk.client._read_models import (
     Trace,
 )
 from omium.sdk.client._sse import SseParser, StreamCursor
+from omium.sdk.client._ws import Subscription
 
 T = TypeVar("T")
 
@@ -474,6 +477,39 @@ class Client:
                         yield event
                 return
 
+    def subscribe(
+        self, *, types: list[str] | None = None, execution_id: object | None = None,
+        cursor: str | None = None,
+    ) -> Iterator[RunEvent]:
+        """Follow the tenant's events over WebSocket, resuming after dropped connections.
+
+        Never ends by itself: stop iterating to unsubscribe.
+
+        Args:
+            types: Event types to receive (default: all).
+            execution_id: Only this run's events.
+            cursor: Resume after this event's ``cursor`` (default: only events from now on).
+
+        Raises:
+            UnauthorizedError: The credential is refused (close code 4401).
+            ForbiddenError: The role is too low (4403).
+            InvalidRequestError: The cursor is malformed (1008).
+        """
+        subscription = Subscription(self.config, types, _optional_str(execution_id), cursor)
+        while True:
+            try:
+                with ws_connect(subscription.url(), additional_headers=subscription.headers(),
+                                proxy=None, open_timeout=self.config.timeout_s) as socket:
+                    for message in socket:
+                        yield subscription.received(message)
+                delay = subscription.closed(1000, "closed by the gateway")
+            except ConnectionClosed as exc:
+                code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (1006, "")
+                delay = subscription.closed(code, reason)
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
+                delay = subscription.failed(exc)
+            self._sleep(delay)
+
     # --- consensus ----------------------------------------------------------------------------
 
     def open_round(
@@ -544,3 +580,7 @@ class Client:
     def ready(self) -> Readiness:
         """``/ready``; a gateway that is not ready raises ``ServiceUnavailableError``."""
         return self.send(ops.ready())
+
+
+def _optional_str(value: object | None) -> str | None:
+    return None if value is None else str(value)

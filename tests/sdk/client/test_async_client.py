@@ -110,3 +110,37 @@ def test_the_sync_stream_matches(client_factory: Callable[..., Any],
         assert [e.event_type for e in events] == [e["event_type"] for e in run.events]
         with pytest.raises(NotFoundError):
             list(omium.stream_events("no-such-run"))
+
+
+async def test_subscribe_follows_the_tenant_and_resumes_after_a_cursor(
+    async_client_factory: Callable[..., AsyncClient], live_stream: LiveRunStream, tenant: str,
+) -> None:
+    runs = [run_of(tenant, steps=[("a", "x", True), ("b", "y", True)]) for _ in range(2)]
+    live_stream.project(runs[0].events)
+    started = [e for e in runs[0].events if e["event_type"] == "StepStarted"]
+    async with async_client_factory("viewer") as omium:
+        seen: list[RunEvent] = []
+        async for event in omium.subscribe(types=["StepStarted"], cursor="0-0"):
+            seen.append(event)
+            if len(seen) == len(started):
+                break
+        assert [e.event_id for e in seen] == [str(e["event_id"]) for e in started]
+
+        live_stream.project(runs[1].events)
+        later: list[RunEvent] = []
+        async for event in omium.subscribe(execution_id=runs[1].aggregate_id,
+                                           cursor=seen[-1].cursor):
+            later.append(event)
+            if event.event_type == "ExecutionCompleted":
+                break
+        assert [e.event_type for e in later] == [e["event_type"] for e in runs[1].events]
+
+
+def test_subscribe_refusals_are_typed(client_factory: Callable[..., Any],
+                                      live_gateway: LiveGateway) -> None:
+    from omium.sdk.client import Client, InvalidRequestError, UnauthorizedError
+
+    with Client(live_gateway.url, token="bad") as omium, pytest.raises(UnauthorizedError):
+        next(iter(omium.subscribe()))
+    with client_factory("viewer") as omium, pytest.raises(InvalidRequestError):
+        next(iter(omium.subscribe(cursor="nope")))

@@ -51,7 +51,7 @@ CLIENT_METHODS = {
     "create_checkpoint", "get_checkpoint", "get_checkpoint_state", "roll_back",
     "request_approval", "approve", "reject", "apply_approval_default", "list_executions",
     "iter_executions", "get_timeline", "list_audit", "run_stats", "step_stats", "search_spans",
-    "get_trace", "search_failures", "failure_groups", "stream_events", "open_round",
+    "get_trace", "search_failures", "failure_groups", "stream_events", "subscribe", "open_round",
     "get_round", "cast_vote", "decide_round", "publish_policy", "find_policies", "get_policy",
     "create_api_key", "list_api_keys", "revoke_api_key", "whoami", "ready", "connect",
     "from_profile",
