@@ -127,6 +127,7 @@ class OutboxRelay:
         self._positions: dict[str, int] = {}
         self._stopping = threading.Event()
         self._closed = False
+        self._backoff_s = options.poll_interval_s
         self.progress = RelayProgress()
 
     @classmethod
@@ -196,28 +197,17 @@ class OutboxRelay:
             RelayStoreError: With ``once``, when PostgreSQL fails.
             RelayError: With ``once``, when another relay holds the lock.
         """
-        backoff = self._options.poll_interval_s
         last_report = time.monotonic()
+        self._backoff_s = self._options.poll_interval_s
         try:
             while not self._stopping.is_set():
-                if not self._lead(wait=not once):
-                    if once and not self._stopping.is_set():
-                        raise RelayError(f"another relay holds the lock of {self._store.schema!r}")
+                caught_up = self._cycle(once=once)
+                if caught_up is None:
                     break
-                try:
-                    caught_up = self._drain()
-                    backoff = self._options.poll_interval_s
-                except (PublishError, RelayStoreError, EventStoreError) as exc:
-                    if once or getattr(exc, "fatal", False):
-                        raise
-                    log.error("relay.cycle_failed", error=str(exc), retry_in_s=backoff)
-                    self._sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
-                    continue
                 if time.monotonic() - last_report >= self._options.progress_interval_s:
                     self._report()
                     last_report = time.monotonic()
-                if once and caught_up:
+                if caught_up and once:
                     break
                 if caught_up:
                     self._idle()
@@ -274,6 +264,29 @@ class OutboxRelay:
         return {s.name: max(0, s.last_id() - self._positions.get(s.name, 0)) for s in self._sources}
 
     # Internals ---------------------------------------------------------------------------
+
+    def _cycle(self, *, once: bool) -> bool | None:
+        """Lead, then drain the logs.
+
+        Returns:
+            True when caught up, False when there is more to do (or after a retried fault),
+            None when stopped while standing by.
+        """
+        try:
+            if not self._lead(wait=not once):
+                if once and not self._stopping.is_set():
+                    raise RelayError(f"another relay holds the lock of {self._store.schema!r}")
+                return None
+            caught_up = self._drain()
+        except (PublishError, RelayStoreError, EventStoreError) as exc:
+            if once or getattr(exc, "fatal", False):
+                raise
+            log.error("relay.cycle_failed", error=str(exc), retry_in_s=self._backoff_s)
+            self._sleep(self._backoff_s)
+            self._backoff_s = min(self._backoff_s * 2, MAX_BACKOFF_S)
+            return False
+        self._backoff_s = self._options.poll_interval_s
+        return caught_up
 
     def _lead(self, *, wait: bool) -> bool:
         """Hold the relay lock and a producer; after losing the lock, take it again."""

@@ -23,6 +23,8 @@ import psycopg
 import structlog
 from psycopg import sql
 
+from commands.relay.errors import RelayStoreError
+
 log = structlog.get_logger(__name__)
 
 LOCK_NAMESPACE = "omium.relay"
@@ -66,6 +68,9 @@ class Wakeup:
         Returns:
             True once the lock is held; False if ``should_stop`` turned true first, or without
             ``wait`` if another relay holds it.
+
+        Raises:
+            RelayStoreError: Without ``wait``, when PostgreSQL cannot be reached.
         """
         waiting_logged = False
         while not should_stop():
@@ -78,8 +83,10 @@ class Wakeup:
                     log.info("relay.standby", lock=self._lock_key)
                     waiting_logged = True
             except psycopg.Error as exc:
-                log.warning("relay.lock_unavailable", lock=self._lock_key, error=str(exc))
                 self.close()
+                if not wait:
+                    raise RelayStoreError(f"cannot take the relay lock: {exc}") from exc
+                log.warning("relay.lock_unavailable", lock=self._lock_key, error=str(exc))
             time.sleep(retry_s)
         return False
 

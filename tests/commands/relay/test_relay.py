@@ -27,7 +27,9 @@ from commands.relay import (
     POSITIONS_TABLE,
     OutboxRelay,
     PostgresRelayStore,
+    PublishError,
     RelayProgress,
+    TransactionalPublisher,
     event_id_for,
 )
 from omium.kernel.events import verify_chain
@@ -292,3 +294,52 @@ def _position(settings: OmiumSettings, schema: str, application: str) -> int:
         return 0
     return 0 if row is None else int(row[0])
 
+
+
+def test_a_batch_kafka_refused_is_sent_again_and_nothing_is_skipped(
+    relay_apps: CommandApplications,
+    relay_factory: Callable[..., OutboxRelay],
+    topic_reader: Reader,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs = [run_command(relay_apps) for _ in range(3)]
+    real_publish = TransactionalPublisher.publish
+    calls: list[int] = []
+
+    def refuse_first(self: TransactionalPublisher, messages: Any) -> None:
+        calls.append(len(messages))
+        if len(calls) == 1:
+            raise PublishError("broker unavailable (simulated)", fatal=False)
+        real_publish(self, messages)
+
+    monkeypatch.setattr(TransactionalPublisher, "publish", refuse_first)
+    relay = relay_factory(poll_interval_s=0.1)
+    runner = threading.Thread(target=relay.run, daemon=True)
+    runner.start()
+
+    wait_for(lambda: relay.progress.relayed == 3, 10)
+    relay.stop()
+    runner.join(timeout=10)
+    assert calls[:2] == [3, 3]
+    assert sorted(e["aggregate_id"] for e in decode_all(topic_reader(["executions"]))) == sorted(
+        str(r) for r in runs
+    )
+
+
+def test_a_fatal_kafka_error_stops_the_relay(
+    relay_apps: CommandApplications,
+    relay_factory: Callable[..., OutboxRelay],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_command(relay_apps)
+
+    def fenced(self: TransactionalPublisher, messages: Any) -> None:
+        raise PublishError("fenced (simulated)", fatal=True)
+
+    monkeypatch.setattr(TransactionalPublisher, "publish", fenced)
+    relay = relay_factory(poll_interval_s=0.1)
+
+    with pytest.raises(PublishError) as caught:
+        relay.run()
+
+    assert caught.value.fatal and relay.progress.relayed == 0
