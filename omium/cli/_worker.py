@@ -15,10 +15,17 @@ from omium.cli._app import app
 from omium.kernel.settings import load_settings
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(
+    ctx: typer.Context,
     processor: Annotated[
-        str, typer.Argument(help="consensus | recovery | policy | commands", show_default=False)
+        str,
+        typer.Argument(
+            help="consensus | recovery | policy | commands | orchestrator | execute "
+            "(execute also takes --concurrency N, --schema S, --heartbeat-ttl SECONDS; "
+            "orchestrator --schema S)",
+            show_default=False,
+        ),
     ],
     instance_id: Annotated[
         str | None,
@@ -35,7 +42,15 @@ def worker(
     ] = None,
 ) -> None:
     """Run one stream processor (exactly once, partitions shared with other instances)."""
+    from omium.cli._worker_execute import EXECUTION_WORKERS
     from streams import PROCESSORS, run_processor
+
+    if processor in EXECUTION_WORKERS:  # the execution worker's parts take options of their own
+        EXECUTION_WORKERS[processor](ctx.args, instance_id=instance_id, state_dir=state_dir)
+        return
+    if ctx.args:
+        typer.echo(f"unexpected arguments for {processor}: {' '.join(ctx.args)}", err=True)
+        raise typer.Exit(code=2)
 
     if processor not in PROCESSORS:
         known = ", ".join(sorted(PROCESSORS))

@@ -109,6 +109,7 @@ class ExecutionWorker:
         self._stop = threading.Event()
         self._executor = StepExecutor(services, stop=self._stop)
         self._consumer: Consumer | None = None
+        self.owned: set[int] = set()
         self.stats = {"items": 0, "done": 0, "retried": 0, "dead_lettered": 0}
         self.on_outcome: Callable[[WorkItem, str], None] | None = None
 
@@ -203,13 +204,17 @@ class ExecutionWorker:
                 log.info("commit skipped: %s", exc)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        log.info("assigned %s", [tp.partition for tp in partitions])
+        # Cooperative rebalancing hands out increments: keep the whole picture for the log.
+        self.owned |= {tp.partition for tp in partitions}
+        log.info("owns partitions %s", sorted(self.owned))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Items of these partitions that are still running finish and record their outcome;
         # their offsets are the next owner's to commit (it receives them again and sees them done).
         self._commit()
         self._offsets.forget([(tp.topic, tp.partition) for tp in partitions])
+        self.owned -= {tp.partition for tp in partitions}
+        log.info("owns partitions %s", sorted(self.owned))
 
     def _dead_letter(self, message: Message, exc: BaseException) -> None:
         self.stats["dead_lettered"] += 1
