@@ -283,6 +283,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = load_settings()
     suffix = uuid.uuid4().hex[:8]
     event_store, baseline = f"bench_lg_omium_{suffix}", f"bench_lg_postgres_{suffix}"
+    load_before = os.getloadavg()[0]
     with schemas(settings, baseline), gateway_process(settings, event_store) as url:
         try:
             savers = asyncio.run(run_async(url, settings, baseline, args))
@@ -300,6 +301,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      "long_thread_puts": args.long_thread,
                      "state_bytes": len(json.dumps(_checkpoint(0)["channel_values"])),
                      "graph": "5 sequential trivial nodes, a new thread per run"},
+        # Other work on the machine skews the p99s: say how busy it was.
+        "load_average_1m": {"before": round(load_before, 2),
+                            "after": round(os.getloadavg()[0], 2)},
         "savers": savers,
     }
 
@@ -333,7 +337,9 @@ def to_markdown(results: dict[str, Any]) -> str:
         f"acknowledged by Kafka. Workload: {work['threads']} threads x "
         f"{work['checkpoints_per_thread']} chained checkpoints (~{work['state_bytes']} B of "
         f"state), a 2-write `aput_writes` after each, {work['reads']} latest reads and "
-        f"10-newest lists, {work['graph_runs']} runs of a 5-node graph on new threads.",
+        f"10-newest lists, {work['graph_runs']} runs of a 5-node graph on new threads. "
+        f"Load average (1 min) {results['load_average_1m']['before']} before, "
+        f"{results['load_average_1m']['after']} after.",
         "",
         "| measure | AsyncPostgresSaver | AsyncOmiumSaver |",
         "|---|---|---|",
