@@ -67,7 +67,7 @@ class RelayProgress:
         lag: Per application, notifications stored but not yet on Kafka (at the last report).
         last_latency_s: For the newest event of the last batch, seconds from when it occurred
             to when its batch was committed.
-        started: ``time.monotonic()`` at start.
+        started: ``time.monotonic()`` when ``run`` started.
     """
 
     relayed: int = 0
@@ -197,7 +197,7 @@ class OutboxRelay:
             RelayStoreError: With ``once``, when PostgreSQL fails.
             RelayError: With ``once``, when another relay holds the lock.
         """
-        last_report = time.monotonic()
+        last_report = self.progress.started = time.monotonic()
         self._backoff_s = self._options.poll_interval_s
         try:
             while not self._stopping.is_set():
