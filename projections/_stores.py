@@ -53,7 +53,9 @@ class ReadStores:
     def redis(self) -> aioredis.Redis:
         """The Redis client (connections are made on first command)."""
         if self._redis is None:
-            self._redis = aioredis.from_url(self.settings.redis.url, decode_responses=True)
+            # Subscriptions block in XREAD for up to 15 s: the socket timeout must be longer.
+            self._redis = aioredis.from_url(self.settings.redis.url, decode_responses=True,
+                                            socket_timeout=30, socket_connect_timeout=5)
         return self._redis
 
     def opensearch(self) -> httpx.AsyncClient:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
+import structlog
 from fastapi import APIRouter, Header, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
@@ -31,6 +32,7 @@ from projections import ReadStores
 from projections.redis import RedisKeys
 
 router = APIRouter(tags=["subscriptions"])
+log = structlog.get_logger(__name__)
 
 _ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
 _TERMINAL = frozenset({"ExecutionCompleted", "ExecutionFailed", "ExecutionHalted",
@@ -146,17 +148,25 @@ async def tenant_events(
     the stream resumes after it (as far back as the tenant stream still reaches). Each message
     carries its ``cursor``. Minimum role: viewer.
     """
-    await websocket.accept()
     principal = await _ws_principal(websocket, access_token)
     if principal is None:
         return
     if cursor is not None and not _ENTRY_ID.fullmatch(cursor):
+        await websocket.accept()
         await websocket.close(code=1008, reason="cursor must look like 1712345678901-0")
         return
     stores = read_stores(websocket)  # type: ignore[arg-type]
     wanted = {t.strip() for t in types.split(",") if t.strip()} if types else None
+    try:
+        # Pinned before the handshake completes: whatever happens after it is delivered.
+        start = cursor or await _now(stores, principal.tenant_id)
+    except RedisError:
+        await websocket.accept()
+        await websocket.close(code=CLOSE_UNAVAILABLE, reason="read model unavailable")
+        return
+    await websocket.accept()
     pump = asyncio.create_task(_pump(websocket, stores, principal, wanted=wanted,
-                                     execution_id=execution_id, cursor=cursor or "$"))
+                                     execution_id=execution_id, cursor=start))
     try:
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass  # clients have nothing to say; reading notices when they leave
@@ -164,8 +174,15 @@ async def tenant_events(
         pump.cancel()
 
 
+async def _now(stores: ReadStores, tenant_id: str) -> str:
+    """The id of the tenant stream's newest entry ("$" in a loop would skip entries)."""
+    stream = RedisKeys.for_prefix(stores.prefix).tenant_events(tenant_id)
+    last: Any = await stores.redis().xrevrange(stream, count=1)
+    return str(last[0][0]) if last else "0-0"
+
+
 async def _ws_principal(websocket: WebSocket, access_token: str | None) -> Principal | None:
-    """The caller, or ``None`` after closing the socket with the reason."""
+    """The caller, or ``None`` after accepting and closing the socket with the reason."""
     services = websocket.app.state.services
     bearer = websocket.headers.get("authorization", "")
     token = access_token or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
@@ -179,15 +196,21 @@ async def _ws_principal(websocket: WebSocket, access_token: str | None) -> Princ
             raise PermissionError("send one credential: a bearer token or an API key")
         await services.rate_limiter.acquire(principal)
     except RateLimitedError:
-        await websocket.close(code=CLOSE_RATE_LIMITED, reason="rate limited")
+        await _refuse(websocket, CLOSE_RATE_LIMITED, "rate limited")
         return None
     except (OmiumError, PermissionError):
-        await websocket.close(code=CLOSE_UNAUTHENTICATED, reason="unauthenticated")
+        await _refuse(websocket, CLOSE_UNAUTHENTICATED, "unauthenticated")
         return None
     if not principal.has(Role.VIEWER):
-        await websocket.close(code=CLOSE_FORBIDDEN, reason="requires role viewer")
+        await _refuse(websocket, CLOSE_FORBIDDEN, "requires role viewer")
         return None
     return principal
+
+
+async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    # Accepted first so the client sees the code and reason (a refused handshake is a bare 403).
+    await websocket.accept()
+    await websocket.close(code=code, reason=reason)
 
 
 async def _pump(
@@ -197,10 +220,6 @@ async def _pump(
     stream = RedisKeys.for_prefix(stores.prefix).tenant_events(principal.tenant_id)
     client = stores.redis()
     try:
-        if cursor == "$":
-            # Pin "now" to an id: "$" in a loop would skip entries added between two reads.
-            last: Any = await client.xrevrange(stream, count=1)
-            cursor = last[0][0] if last else "0-0"
         while True:
             found: Any = await client.xread({stream: cursor}, count=_BATCH,
                                             block=int(HEARTBEAT_S * 1000))
@@ -211,5 +230,6 @@ async def _pump(
                 if execution_id is not None and fields.get("execution_id") != execution_id:
                     continue
                 await websocket.send_json(_entry(entry_id, fields))
-    except RedisError:
+    except RedisError as exc:
+        log.warning("subscription.redis_error", error=str(exc), stream=stream)
         await websocket.close(code=CLOSE_UNAVAILABLE, reason="read model unavailable")
