@@ -143,8 +143,12 @@ class ExecutionWorker:
             consumer.pause(assignment)  # keep polling (group membership), take nothing new
         elif assignment:
             consumer.resume(assignment)
-        for message in consumer.consume(max(free, 1), self._poll_timeout_s):
-            self._take(message, pool)
+        # consume() waits for its whole timeout unless the batch fills up: poll() returns as
+        # soon as one item is there, and what else is already fetched comes along at once.
+        first = consumer.poll(self._poll_timeout_s)
+        if first is not None:
+            for message in [first, *consumer.consume(max(free - 1, 1), 0)]:
+                self._take(message, pool)
         self._commit()
 
     def _take(self, message: Message, pool: ThreadPoolExecutor) -> None:
