@@ -28,7 +28,7 @@ from uuid import UUID
 
 from commands import CommandResult, ConflictError
 from commands.executions import ExecutionView, StepView
-from omium.kernel.errors import PersistenceError
+from omium.kernel.errors import DomainError, PersistenceError
 from omium.sdk.workflow import Step, WorkflowDefinition
 from omium.worker._agents import call_agent, load_agent
 from omium.worker._checks import check_output, failure_of, recovery_details
@@ -219,6 +219,8 @@ class AttemptRunner:
                 idempotency_key=attempt.key("fail"),
             ),
         )
+        if failure.kind == "budget_exceeded":
+            self._halt_over_budget(attempt, failure)
         self._s.telemetry.report_failure(
             tenant_id=attempt.run.tenant_id,
             execution_id=str(attempt.execution_id),
@@ -227,6 +229,19 @@ class AttemptRunner:
         )
         self._s.telemetry.flush()
         return f"failed (attempt {attempt.number}, {failure.kind}): {failure.message[:200]}"
+
+    def _halt_over_budget(self, attempt: Attempt, failure: FailureReport) -> None:
+        """A budget that halts stops the run at once (recovery's plan then finds it halted)."""
+        try:
+            self._s.apps.executions.halt_execution(
+                attempt.run.tenant_id,
+                attempt.execution_id,
+                reason=failure.message[:1000],
+                policy_id="budget",
+                idempotency_key=str(derived_id("omium.worker", attempt.execution_id, "budget")),
+            )
+        except DomainError as exc:  # already ended (halted by a policy, cancelled ...)
+            log.info("budget halt not applied: %s", exc)
 
     def _report(
         self, attempt: Attempt, name: str, command: Callable[[int], CommandResult]

@@ -50,3 +50,16 @@ def effect(ctx: StepContext) -> dict[str, Any]:
     time.sleep(float(ctx.input.get("sleep_s", 0)))
     client.rpush(log, f"end {ctx.step_id} {time.time():.6f}")
     return {"step": ctx.step_id}
+
+
+def slow_first(ctx: StepContext) -> dict[str, Any]:
+    """Overrun the step's timeout on the first attempt only."""
+    if ctx.attempt == 1:
+        time.sleep(float(ctx.input.get("sleep_s", 3)))
+    return {"attempt": ctx.attempt}
+
+
+def chatty(ctx: StepContext) -> dict[str, Any]:
+    """Call the model ``input.calls`` times."""
+    replies = [ctx.complete(f"question {n}").text for n in range(int(ctx.input["calls"]))]
+    return {"replies": replies}

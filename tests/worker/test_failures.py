@@ -1,0 +1,68 @@
+"""Failures through the worker and the recovery processor (real stack, in-process parts).
+
+A step that overruns its timeout is failed as ``timeout`` and retried after the workflow's
+backoff; a run that spends its LLM-call budget is halted.
+"""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from commands import CommandApplications
+from omium.cli._pipeline import Pipeline
+from omium.kernel.settings import OmiumSettings
+from omium.sdk.providers import ScriptedProvider
+from tests.worker.conftest import start_run, wait_for_run
+
+pytestmark = pytest.mark.integration
+
+PARTS = ("relay", "commands", "recovery", "orchestrator", "worker")
+
+
+def test_a_timed_out_step_is_retried_after_the_backoff(
+    worker_settings: OmiumSettings,
+    event_schema: str,
+    test_apps: CommandApplications,
+    redis_log: tuple[redis.Redis, str],
+) -> None:
+    definition = {
+        "name": "timeouts",
+        "agents": {"slow": {"entrypoint": "tests.worker.agents:slow_first"}},
+        "defaults": {"retry": {"max_attempts": 3, "backoff": {"initial_s": 0.3}}},
+        "steps": [{"id": "slow", "agent": "slow", "timeout_s": 1, "input": {"sleep_s": 3}}],
+    }
+    with Pipeline(worker_settings, schema=event_schema, parts=PARTS) as pipeline:
+        tenant, run = start_run(test_apps, definition, {})
+        view = wait_for_run(test_apps, tenant, run, timeout_s=60, check=pipeline.check)
+    assert view.state == "completed", view.outcome
+    [step] = view.steps
+    assert (step.attempts, step.output) == (2, {"attempt": 2})
+    events = list(test_apps.executions.repository.event_store.get(run))
+    [failed] = [e for e in events if type(e).__name__ == "StepFailed"]
+    assert failed.error_type == "timeout" and "timeout of 1s" in failed.error
+    started = [e for e in events if type(e).__name__ == "StepStarted"]
+    assert (started[1].timestamp - failed.timestamp).total_seconds() >= 0.3  # the backoff
+
+
+def test_a_run_that_spends_its_call_budget_is_halted(
+    worker_settings: OmiumSettings, event_schema: str, test_apps: CommandApplications
+) -> None:
+    definition = {
+        "name": "budget",
+        "agents": {"chatty": {"entrypoint": "tests.worker.agents:chatty", "model": "gpt-4o-mini"}},
+        "policies": {"budget": {"max_llm_calls": 2, "on_exceed": "halt"}},
+        "steps": [
+            {"id": "ask", "agent": "chatty", "input": {"calls": 2}},
+            {"id": "ask_more", "agent": "chatty", "input": {"calls": 1}},
+        ],
+    }
+    providers = {"scripted": ScriptedProvider({"rules": [], "default": "fine"})}
+    with Pipeline(worker_settings, schema=event_schema, parts=PARTS, providers=providers) as p:
+        tenant, run = start_run(test_apps, definition, {})
+        view = wait_for_run(test_apps, tenant, run, timeout_s=60, check=p.check)
+    assert view.state == "halted", view.outcome
+    assert view.outcome["policy_id"] == "budget"
+    assert "max_llm_calls used 2 of 2" in view.outcome["reason"]
+    steps = {s.step_id: (s.status, s.attempts) for s in view.steps}
+    assert steps == {"ask": ("completed", 1), "ask_more": ("failed", 1)}
