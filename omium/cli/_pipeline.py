@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -100,7 +101,7 @@ class Pipeline:
         for part in self.parts:
             self._spawn(part, self._target(part, self.apps, serde))
         for name in self.projections:
-            self._spawn(f"projection {name}", lambda n=name: self._project(n, serde), fatal=False)
+            self._spawn(f"projection {name}", partial(self._project, name, serde), fatal=False)
         return self
 
     def stop(self) -> None:
@@ -140,12 +141,16 @@ class Pipeline:
                 self.settings, apps, stop=self._stop, concurrency=self._concurrency,
                 services=services,
             )
-        overrides = {"instance_id": self._instance, "state_dir": self.state_dir}
         if part == "orchestrator":
-            runtime = orchestrator_runtime(self.settings, apps, serde=serde, **overrides)
+            runtime = orchestrator_runtime(
+                self.settings, apps, serde=serde, instance_id=self._instance,
+                state_dir=self.state_dir,
+            )
         else:
             processor = self._processor(part, apps, serde)
-            config = ProcessorConfig.from_settings(part, self.settings, **overrides)
+            config = ProcessorConfig.from_settings(
+                part, self.settings, instance_id=self._instance, state_dir=self.state_dir
+            )
             runtime = StreamRuntime(processor, config, serde=serde)
         prepare_internal_topics(runtime)
         return lambda: runtime.run(self._stop)

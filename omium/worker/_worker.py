@@ -231,7 +231,7 @@ class ExecutionWorker:
             key=message.key(),
             value=message.value(),
             consumer_group=worker_group(self._kafka),
-            original_headers=tuple(message.headers() or ()),
+            original_headers=[(k, v or b"") for k, v in _header_pairs(message)],
         )
         producer = self._s.telemetry.producer
         producer.send(topic_name(self._kafka, "dlq"), key=_text(letter.key),
@@ -254,6 +254,12 @@ class ExecutionWorker:
         if self._consumer is None:
             raise RuntimeError("the worker is not running")
         return self._consumer
+
+
+def _header_pairs(message: Message) -> list[tuple[str, bytes | None]]:
+    headers = message.headers() or []
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return [(str(k), v if isinstance(v, bytes) else None) for k, v in pairs]
 
 
 def _text(key: bytes | None) -> str | None:
