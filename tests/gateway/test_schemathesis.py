@@ -32,7 +32,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
-from gateway import create_app, mint_token
+from gateway import API_PREFIX, create_app, mint_token
 from omium.kernel.settings import OmiumSettings
 from projections.postgres import PostgresProjection, schema_for
 from tests.gateway.api.fixtures import (
@@ -45,9 +45,9 @@ from tests.gateway.api.fixtures import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# Per operation and pass; about 40 operations x 3 passes: well over a thousand requests, which
-# take well under 2 minutes here.
-EXAMPLES = 15
+# Per operation and pass; about 50 operations x 3 passes: over a thousand requests, which take
+# under 2 minutes here even with the machine busy.
+EXAMPLES = 12
 TENANT = "schemathesis"
 
 # Server errors found by this test in routes outside the command API, reported to their owner;
@@ -160,6 +160,9 @@ def test_no_input_gets_a_server_error(
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result  # the gateway's own schema must load whole
         operation = result.ok()
+        if not operation.path.startswith(API_PREFIX):
+            # Probes take no input; /ready answering 503 while Kafka is slow is its contract.
+            continue
         # Ids this test knows are pinned; any other path parameter is generated.
         pinned = {param.name: existing_ids[param.name] for param in operation.path_parameters
                   if param.name in existing_ids} if seeded else None
