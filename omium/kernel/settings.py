@@ -76,7 +76,8 @@ class StackSettings(BaseModel):
     service_user: str = "omium"
     start_timeout_s: float = Field(default=120.0, gt=0)
     opensearch_heap: str = "512m"
-    kafka_heap: str = "512m"
+    # Tests create many short-lived topics; 512m runs out of heap after ~10k partitions.
+    kafka_heap: str = "1g"
     # The broker's listener comes from ``kafka.bootstrap_servers``; KRaft needs a second port.
     kafka_controller_port: int = Field(default=9093, gt=0, lt=65536)
     # How long ``omium down`` waits after SIGTERM before it sends SIGKILL.
