@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import re
 
-from regopy import rego_shared
-from regopy.rego_shared import LogLevel, RegoError
-
 from commands.errors import InvalidPolicyError
+from omium.kernel.rego import LogLevel, RegoError, rego_shared
 
 _ERROR_AT = re.compile(r"\(error \d+:(?P<file>[^|\s]*)\|(?P<offset>\d+)\|")
 _ERROR_MESSAGE = re.compile(r"\(errormsg \d+:(?P<message>[^\n]*?)\)\s*$", re.MULTILINE)

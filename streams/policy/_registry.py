@@ -14,9 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from regopy import Bundle, Interpreter, RegoError
-
 from omium.kernel.errors import OmiumError
+from omium.kernel.rego import Bundle, Interpreter, RegoError
 
 
 class PolicyEvaluationFailure(OmiumError):
