@@ -12,12 +12,14 @@ never on the table, so the two locks can't deadlock.
 from __future__ import annotations
 
 import contextlib
+import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg import Cursor
+from psycopg import Cursor, errors
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 from psycopg.types.json import Jsonb
@@ -29,6 +31,15 @@ from commands._idempotency import (
     IdempotencyStore,
 )
 from commands._result import CommandResult
+
+_CREATE_ATTEMPTS = 6
+# What a concurrent CREATE ... IF NOT EXISTS can answer the process that lost the race.
+_RACES = (
+    errors.DuplicateTable,
+    errors.DuplicateObject,
+    errors.UniqueViolation,
+    errors.InternalError,
+)
 
 
 class PostgresIdempotentRecorder(PostgresApplicationRecorder, IdempotencyStore):
@@ -91,7 +102,17 @@ class PostgresIdempotentRecorder(PostgresApplicationRecorder, IdempotencyStore):
             curs.execute(
                 SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.datastore.schema))
             )
-        super().create_table()
+        # "IF NOT EXISTS" is not safe against a concurrent creator: PostgreSQL may answer
+        # "tuple concurrently updated" or a duplicate key on its catalogue. Every statement is
+        # idempotent, so a process that lost the race tries again once the winner is done.
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                super().create_table()
+                return
+            except PersistenceError as exc:
+                if attempt == _CREATE_ATTEMPTS - 1 or not isinstance(exc.__cause__, _RACES):
+                    raise
+                time.sleep(0.05 * 2**attempt * (1 + random.random()))
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -29,15 +29,17 @@ def postgres_schema(settings: OmiumSettings) -> Iterator[str]:
     """
     pg = settings.postgres
     try:
-        admin = psycopg.connect(pg.dsn(), autocommit=True, connect_timeout=5)
+        psycopg.connect(pg.dsn(), autocommit=True, connect_timeout=5).close()
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL at {pg.host}:{pg.port} does not answer ({exc}); run `omium up`")
     schema = f"test_commands_{uuid.uuid4().hex[:10]}"
     try:
         yield schema
     finally:
-        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-        admin.close()
+        # A new connection: the stack restart test may have restarted PostgreSQL meanwhile.
+        with psycopg.connect(pg.dsn(), autocommit=True, connect_timeout=5) as admin:
+            drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+            admin.execute(drop)
 
 
 @pytest.fixture(params=BACKENDS)

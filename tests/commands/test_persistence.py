@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -121,3 +123,32 @@ def test_a_command_handler_keeps_its_name_and_docstring() -> None:
     handler: Any = ExecutionsApplication.complete_step
     assert handler.__name__ == "complete_step"
     assert "running step" in handler.__doc__
+
+
+@pytest.mark.integration
+def test_processes_starting_at_once_all_create_or_find_the_tables(settings: OmiumSettings) -> None:
+    # Worker replicas start together; PostgreSQL's "IF NOT EXISTS" races between them.
+    schema = f"test_race_{uuid.uuid4().hex[:10]}"
+    env = event_store_env(settings, schema=schema, pool_size=1, max_overflow=2)
+    starters = 6
+    barrier = threading.Barrier(starters)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            CommandApplications.create(env).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(starters)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    assert errors == []
