@@ -1,4 +1,8 @@
-"""Body checks done before anything parses a request: size (413) and media type (415).
+"""Checks done before anything parses a request: query text (400), body size (413) and media
+type (415).
+
+A query string must decode to UTF-8 text without NUL: PostgreSQL text cannot hold NUL, so a
+filter carrying one would otherwise fail deep in a read model query instead of as bad input.
 
 The body is read here, counted against the limit while it streams in, and handed on only when
 complete: a client announcing a small ``Content-Length`` (or sending chunked) cannot slip a
@@ -7,10 +11,17 @@ larger body past the limit, and nothing downstream holds more than ``max_body_by
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway._problems import ProblemTable, render_problem
-from gateway.errors import RequestTooLargeError, UnsupportedMediaTypeError
+from gateway.errors import (
+    GatewayError,
+    MalformedRequestError,
+    RequestTooLargeError,
+    UnsupportedMediaTypeError,
+)
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -24,8 +35,25 @@ def is_json(content_type: str | None) -> bool:
     return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
+def query_problem(raw_query: bytes) -> MalformedRequestError | None:
+    """Why a raw query string cannot be used as text, or ``None`` when it can."""
+    try:
+        pairs = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True,
+                          encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return MalformedRequestError("query string is not UTF-8", reason="query_encoding")
+    for name, value in pairs:
+        if "\x00" in name or "\x00" in value:
+            return MalformedRequestError(
+                f"query parameter {name.replace(chr(0), '')!r} contains a NUL character",
+                reason="query_nul",
+            )
+    return None
+
+
 class BodyGuardMiddleware:
-    """Refuses oversized bodies (413) and non-JSON bodies on writes (415), as problems."""
+    """Refuses unreadable query strings (400), oversized bodies (413) and non-JSON bodies on
+    writes (415), as problems."""
 
     def __init__(
         self, app: ASGIApp, *, max_body_bytes: int, table: ProblemTable, type_base: str
@@ -41,7 +69,9 @@ class BodyGuardMiddleware:
             await self._app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        error = self._check_headers(scope["method"], headers)
+        error: GatewayError | None = query_problem(scope.get("query_string", b""))
+        if error is None:
+            error = self._check_headers(scope["method"], headers)
         body: bytes | None = None
         if error is None:
             body, error = await self._read_body(receive)

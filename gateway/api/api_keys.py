@@ -20,7 +20,10 @@ class ApiKeyCreate(BaseModel):
     # ``forbid``: a ``tenant_id`` (or anything else) in the body is refused, not ignored.
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, description="What the key is for.")
+    name: str = Field(
+        min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="What the key is for (printable text).",
+    )
     role: Role = Field(description="The key's role; at most the creator's.")
 
 

@@ -52,14 +52,7 @@ TENANT = "schemathesis"
 
 # Server errors found by this test in routes outside the command API, reported to their owner;
 # while listed, a failure of only these operations makes the test xfail instead of fail.
-KNOWN_FAULTS = {
-    "POST /api/v1/api-keys": "a NUL character in 'name' answers 503: PostgreSQL text refuses "
-                             "NUL and the key store reports it as unavailable",
-    "GET /api/v1/audit": "a NUL character in a query parameter (actor) answers 500 "
-                         "(psycopg DataError from the read model query)",
-    "GET /api/v1/executions": "a NUL character in a query parameter (agent, workflow_id) "
-                              "answers 500 (psycopg DataError from the read model query)",
-}
+KNOWN_FAULTS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

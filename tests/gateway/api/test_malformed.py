@@ -126,3 +126,20 @@ def test_bad_query_parameters(caller: Caller) -> None:
         assert_problem(caller.get(f"/workflows/{wid}", definition_version=value), 422)
     assert_problem(caller.get("/workflows"), 422)  # name is required
     assert_problem(caller.get("/policies", name=" padded"), 422)
+
+
+@pytest.mark.parametrize("path", ["/executions", "/audit", "/workflows", "/api-keys"])
+def test_a_nul_or_non_utf8_query_string_is_bad_input(path: str, caller: Caller) -> None:
+    # PostgreSQL text cannot hold NUL: refused before any read model query sees it.
+    url = API + path
+    nul = caller.client.get(url + "?agent=a%00b&name=x", headers=caller.headers())
+    assert assert_problem(nul, 400)["reason"] == "query_nul"
+    latin1 = caller.client.get(url + "?name=caf%E9", headers=caller.headers())
+    assert assert_problem(latin1, 400)["reason"] == "query_encoding"
+
+
+def test_an_api_key_name_must_be_printable(caller: Caller) -> None:
+    for name in ("a\u0000b", "tab\there"):
+        reply = caller.client.post(API + "/api-keys", json={"name": name, "role": "viewer"},
+                                   headers=caller.headers())
+        assert_problem(reply, 422)
