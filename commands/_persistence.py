@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Literal
 
+from eventsourcing.application import Application
 from eventsourcing.persistence import (
     ApplicationRecorder,
     InfrastructureFactory,
@@ -54,6 +55,7 @@ def event_store_env(
     pool_size: int = 2,
     max_overflow: int = 8,
     create_tables: bool = True,
+    aggregate_cache_size: int = 1000,
 ) -> dict[str, str]:
     """Build the environment for the command applications.
 
@@ -64,11 +66,18 @@ def event_store_env(
         pool_size: Connections each application keeps open.
         max_overflow: Extra connections each application may open under load.
         create_tables: Create the schema and tables on start (off when migrations do it).
+        aggregate_cache_size: Aggregates each application keeps in memory (0: none). A cached
+            aggregate is brought up to date from the events stored after it ("fast-forward")
+            on every load, so other processes' writes are seen and a long run is not rebuilt
+            from its first event by every command.
 
     Returns:
         A ``str -> str`` dict to pass as ``env`` to any command application.
     """
     env = {PERSISTENCE_MODULE: PERSISTENCE_MODULES[backend]}
+    if aggregate_cache_size > 0:
+        env[Application.AGGREGATE_CACHE_MAXSIZE] = str(aggregate_cache_size)
+        env[Application.AGGREGATE_CACHE_FASTFORWARD] = "y"
     if backend == "popo":
         return env
     pg = settings.postgres

@@ -77,9 +77,9 @@ class StepRecord:
     error: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckpointRecord:
-    """A saved state of the run, before or after a step.
+    """A saved state of the run, before or after a step; never changed once recorded.
 
     Attributes:
         sequence: The execution's version when the checkpoint was recorded (orders checkpoints).

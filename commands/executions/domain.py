@@ -8,6 +8,7 @@ must not make old history unreadable.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from datetime import datetime
 from typing import Any
@@ -437,6 +438,25 @@ class Execution(TenantScoped, Aggregate):
     def _cancel(self, reason: str | None, requested_by: str | None) -> None:
         self.state = ExecutionState.CANCELLED
         self.outcome = {"reason": reason, "requested_by": requested_by}
+
+    # Copies ------------------------------------------------------------------------------
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Execution:
+        """A deep copy that shares the checkpoint records.
+
+        The repository hands out deep copies of cached runs so that a refused command cannot
+        change the cached one; checkpoints are frozen once recorded and make up most of a long
+        run (a LangGraph thread checkpoints on every super-step), so copying them would make
+        every command cost more the longer the run gets.
+        """
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            if name == "checkpoints":
+                clone.__dict__[name] = dict(value)
+            else:
+                clone.__dict__[name] = copy.deepcopy(value, memo)
+        return clone
 
     # Guards ------------------------------------------------------------------------------
 

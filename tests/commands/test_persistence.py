@@ -26,7 +26,9 @@ from omium.kernel.settings import OmiumSettings, PostgresSettings
 
 
 def test_the_in_memory_environment_names_only_the_module(settings: OmiumSettings) -> None:
-    assert event_store_env(settings, backend="popo") == {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    assert event_store_env(settings, backend="popo", aggregate_cache_size=0) == {
+        "PERSISTENCE_MODULE": "eventsourcing.popo"
+    }
 
 
 def test_the_postgres_environment_comes_from_the_settings() -> None:
