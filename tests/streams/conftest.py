@@ -154,12 +154,15 @@ def streams_pg_schema(stack: OmiumSettings) -> Iterator[str]:
     from psycopg import sql
 
     schema = f"test_streams_{uuid.uuid4().hex[:10]}"
-    admin = psycopg.connect(stack.postgres.dsn(), autocommit=True, connect_timeout=5)
+    psycopg.connect(stack.postgres.dsn(), autocommit=True, connect_timeout=5).close()
     try:
         yield schema
     finally:
-        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-        admin.close()
+        # A new connection: the stack restart test may have restarted PostgreSQL meanwhile.
+        with psycopg.connect(stack.postgres.dsn(), autocommit=True, connect_timeout=5) as admin:
+            admin.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+            )
 
 
 @pytest.fixture
