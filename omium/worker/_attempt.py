@@ -64,6 +64,16 @@ class Attempt:
     usage: CallUsage = field(default_factory=CallUsage)
     state: RunState = field(default_factory=RunState)
     checkpoints: list[str] = field(default_factory=list)
+    # The checkpoint this attempt started from (its own "before", or an identical earlier one).
+    restore_point: str | None = None
+
+    @property
+    def last_good_checkpoint(self) -> str | None:
+        """Where a rollback after this attempt should resume: its start, else the run's newest."""
+        if self.restore_point is not None:
+            return self.restore_point
+        newest = max(self.run.checkpoints, key=lambda c: c.sequence, default=None)
+        return None if newest is None else newest.checkpoint_id
 
     @property
     def execution_id(self) -> UUID:
@@ -203,6 +213,9 @@ class AttemptRunner:
                 **failure.details,
                 "workflow_id": str(attempt.run.workflow_id),
                 **recovery_details(attempt.definition, attempt.step, failure.kind),
+                # Recovery reads checkpoints from another topic than failures, with no order
+                # between the two: naming the restore point here makes its rollback certain.
+                **_restore_point(attempt),
             },
         )
         self._report(
@@ -275,6 +288,8 @@ class AttemptRunner:
         run = attempt.run
         previous = latest(run.checkpoints, attempt.step.id, position)
         if previous is not None and previous.checksum == ref.checksum:
+            if position == "before":
+                attempt.restore_point = previous.checkpoint_id
             return  # a retry starting from the same state: the existing checkpoint serves
         checkpoint_id = str(
             uuid.uuid5(attempt.execution_id, f"{attempt.step.id}/{attempt.number}/{position}")
@@ -299,10 +314,17 @@ class AttemptRunner:
         finally:
             self._s.telemetry.record_span(span)
         attempt.checkpoints.append(f"{position}:{checkpoint_id}")
+        if position == "before":
+            attempt.restore_point = checkpoint_id
 
 
 def _step(run: ExecutionView, step_id: str) -> StepView | None:
     return next((step for step in run.steps if step.step_id == step_id), None)
+
+
+def _restore_point(attempt: Attempt) -> dict[str, str]:
+    checkpoint_id = attempt.last_good_checkpoint
+    return {} if checkpoint_id is None else {"checkpoint_id": checkpoint_id}
 
 
 def _is_infrastructure(exc: BaseException) -> bool:

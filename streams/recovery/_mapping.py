@@ -50,7 +50,9 @@ def regrouped(
         **failure,
         "attempts": attempts,
         "workflow": workflow,
-        "checkpoint": run.get("checkpoint"),
+        # The failing worker names the checkpoint its attempt started from; the run's newest
+        # checkpoint seen on the executions topic is the fallback (that topic may lag).
+        "checkpoint": failure["details"].get("checkpoint_id") or run.get("checkpoint"),
         "signature": signature(
             workflow=workflow,
             step=failure["step_id"],

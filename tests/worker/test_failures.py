@@ -6,11 +6,17 @@ backoff; a run that spends its LLM-call budget is halted.
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import pytest
 import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from commands import CommandApplications
 from omium.cli._pipeline import Pipeline
+from omium.kernel.kafka import topic_name
+from omium.kernel.serde import AvroSerde, default_catalog
 from omium.kernel.settings import OmiumSettings
 from omium.sdk.providers import ScriptedProvider
 from tests.worker.conftest import start_run, wait_for_run
@@ -66,3 +72,51 @@ def test_a_run_that_spends_its_call_budget_is_halted(
     assert "max_llm_calls used 2 of 2" in view.outcome["reason"]
     steps = {s.step_id: (s.status, s.attempts) for s in view.steps}
     assert steps == {"ask": ("completed", 1), "ask_more": ("failed", 1)}
+
+
+def _failures_on_kafka(settings: OmiumSettings, execution_id: str) -> list[dict[str, Any]]:
+    consumer = Consumer({
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "group.id": f"reader-{uuid.uuid4()}",
+        "isolation.level": "read_committed",
+    })
+    topic = topic_name(settings.kafka, "failures")
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    serde = AvroSerde(default_catalog())
+    found: list[dict[str, Any]] = []
+    try:
+        for message in consumer.consume(1000, 3.0):
+            if message.error() is None:
+                event = serde.decode(message.value() or b"")
+                payload = event["payload"]
+                if event["event_type"] == "FailureDetected" and (
+                    str(payload["execution_id"]) == execution_id
+                ):
+                    found.append(event)
+    finally:
+        consumer.close()
+    return found
+
+
+def test_a_failure_names_the_checkpoint_its_attempt_started_from(
+    worker_settings: OmiumSettings,
+    event_schema: str,
+    test_apps: CommandApplications,
+    redis_log: tuple[redis.Redis, str],
+) -> None:
+    # Recovery reads failures and checkpoints from two topics with no order between them.
+    definition = {
+        "name": "restore-point",
+        "agents": {"slow": {"entrypoint": "tests.worker.agents:slow_first"}},
+        "defaults": {"checkpoint": {"before": True, "after": True},
+                     "retry": {"max_attempts": 3, "backoff": {"initial_s": 0.1}}},
+        "steps": [{"id": "slow", "agent": "slow", "timeout_s": 1, "input": {"sleep_s": 3}}],
+    }
+    with Pipeline(worker_settings, schema=event_schema, parts=PARTS) as pipeline:
+        tenant, run = start_run(test_apps, definition, {})
+        view = wait_for_run(test_apps, tenant, run, timeout_s=60, check=pipeline.check)
+    assert view.state == "completed", view.outcome
+    before = [c for c in view.checkpoints if c.position == "before"]
+    [failure] = _failures_on_kafka(worker_settings, str(run))
+    assert failure["payload"]["details"]["checkpoint_id"] == before[0].checkpoint_id
