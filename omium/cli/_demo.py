@@ -25,11 +25,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
-# rocksdict (state tables) must be loaded before regopy (loaded by ``commands``): regopy's library
-# exports its own operator new/delete, and RocksDB loaded after it aborts the process ("double
-# free or corruption") when its first options object is created. This module is the first the
-# CLI imports, so every ``omium`` command gets the safe order.
-import rocksdict  # noqa: F401
 import structlog
 import typer
 from rich.console import Console

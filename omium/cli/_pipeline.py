@@ -20,10 +20,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-# rocksdict (state tables) must be loaded before regopy (loaded by ``commands``): regopy's
-# library exports its own operator new/delete, and RocksDB loaded after it aborts the process
-# ("double free or corruption") when its first options object is created.
-import rocksdict  # noqa: F401
 from confluent_kafka.admin import AdminClient
 
 from commands import CommandApplications, event_store_env

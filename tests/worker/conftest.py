@@ -10,11 +10,6 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-
-# rocksdict (state tables) must be loaded before regopy (loaded by ``commands``): regopy's
-# library exports its own operator new/delete, and RocksDB loaded after it aborts the process
-# ("double free or corruption") when its first options object is created.
-import rocksdict  # noqa: F401
 from psycopg import sql
 
 from commands import CommandApplications, event_store_env
