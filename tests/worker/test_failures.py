@@ -14,6 +14,7 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from commands import CommandApplications
+from commands.executions import ExecutionView
 from omium.cli._pipeline import Pipeline
 from omium.kernel.kafka import topic_name
 from omium.kernel.serde import AvroSerde, default_catalog
@@ -26,22 +27,37 @@ pytestmark = pytest.mark.integration
 PARTS = ("relay", "commands", "recovery", "orchestrator", "worker")
 
 
+def _run_a_step_that_times_out_once(
+    settings: OmiumSettings,
+    schema: str,
+    apps: CommandApplications,
+    name: str,
+    defaults: dict[str, Any],
+) -> tuple[Any, ExecutionView]:
+    """Run a one-step workflow whose first attempt overruns its 1 s timeout; the completed run."""
+    definition = {
+        "name": name,
+        "agents": {"slow": {"entrypoint": "tests.worker.agents:slow_first"}},
+        "defaults": defaults,
+        "steps": [{"id": "slow", "agent": "slow", "timeout_s": 1, "input": {"sleep_s": 3}}],
+    }
+    with Pipeline(settings, schema=schema, parts=PARTS) as pipeline:
+        tenant, run = start_run(apps, definition, {})
+        view = wait_for_run(apps, tenant, run, timeout_s=60, check=pipeline.check)
+    assert view.state == "completed", view.outcome
+    return run, view
+
+
 def test_a_timed_out_step_is_retried_after_the_backoff(
     worker_settings: OmiumSettings,
     event_schema: str,
     test_apps: CommandApplications,
     redis_log: tuple[redis.Redis, str],
 ) -> None:
-    definition = {
-        "name": "timeouts",
-        "agents": {"slow": {"entrypoint": "tests.worker.agents:slow_first"}},
-        "defaults": {"retry": {"max_attempts": 3, "backoff": {"initial_s": 0.3}}},
-        "steps": [{"id": "slow", "agent": "slow", "timeout_s": 1, "input": {"sleep_s": 3}}],
-    }
-    with Pipeline(worker_settings, schema=event_schema, parts=PARTS) as pipeline:
-        tenant, run = start_run(test_apps, definition, {})
-        view = wait_for_run(test_apps, tenant, run, timeout_s=60, check=pipeline.check)
-    assert view.state == "completed", view.outcome
+    defaults = {"retry": {"max_attempts": 3, "backoff": {"initial_s": 0.3}}}
+    run, view = _run_a_step_that_times_out_once(
+        worker_settings, event_schema, test_apps, "timeouts", defaults
+    )
     [step] = view.steps
     assert (step.attempts, step.output) == (2, {"attempt": 2})
     events = list(test_apps.executions.repository.event_store.get(run))
@@ -106,17 +122,11 @@ def test_a_failure_names_the_checkpoint_its_attempt_started_from(
     redis_log: tuple[redis.Redis, str],
 ) -> None:
     # Recovery reads failures and checkpoints from two topics with no order between them.
-    definition = {
-        "name": "restore-point",
-        "agents": {"slow": {"entrypoint": "tests.worker.agents:slow_first"}},
-        "defaults": {"checkpoint": {"before": True, "after": True},
-                     "retry": {"max_attempts": 3, "backoff": {"initial_s": 0.1}}},
-        "steps": [{"id": "slow", "agent": "slow", "timeout_s": 1, "input": {"sleep_s": 3}}],
-    }
-    with Pipeline(worker_settings, schema=event_schema, parts=PARTS) as pipeline:
-        tenant, run = start_run(test_apps, definition, {})
-        view = wait_for_run(test_apps, tenant, run, timeout_s=60, check=pipeline.check)
-    assert view.state == "completed", view.outcome
+    defaults = {"checkpoint": {"before": True, "after": True},
+                "retry": {"max_attempts": 3, "backoff": {"initial_s": 0.1}}}
+    run, view = _run_a_step_that_times_out_once(
+        worker_settings, event_schema, test_apps, "restore-point", defaults
+    )
     before = [c for c in view.checkpoints if c.position == "before"]
     [failure] = _failures_on_kafka(worker_settings, str(run))
     assert failure["payload"]["details"]["checkpoint_id"] == before[0].checkpoint_id
