@@ -15,7 +15,14 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from rich.console import Console
 
 from bench._machine import describe_machine
@@ -44,7 +51,9 @@ def one_kb_events(serde: AvroSerde, count: int) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
-def measure_throughput(kafka: KafkaSettings, topic: str, pairs: list[tuple[bytes, bytes]]) -> dict:
+def measure_throughput(
+    kafka: KafkaSettings, topic: str, pairs: list[tuple[bytes, bytes]]
+) -> dict[str, Any]:
     """Produce every pair with acks=all and idempotence, flush, then consume them all back."""
     producer = Producer(producer_config(kafka))
     started = time.perf_counter()
@@ -78,12 +87,114 @@ def measure_throughput(kafka: KafkaSettings, topic: str, pairs: list[tuple[bytes
     }
 
 
+KafkaHeaders = list[tuple[str, str | bytes | None]]
+"""Headers as the Kafka client takes them."""
+
+RawMessage = tuple[str, bytes | None, bytes | None, KafkaHeaders]
+"""A message to produce as it is: topic, key, value, headers."""
+
+
+def header_pairs(message: Message) -> KafkaHeaders:
+    """A consumed message's headers as (name, bytes) pairs; a missing value as ``b""``."""
+    headers = message.headers() or []
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return [(str(k), v.encode() if isinstance(v, str) else v or b"") for k, v in pairs]
+
+
+def produce_rate(
+    kafka: KafkaSettings, messages: list[RawMessage], **overrides: Any
+) -> dict[str, Any]:
+    """Produce ``messages`` as they are (acks=all, idempotent, lz4), flush; the rate.
+
+    The raw-Kafka peer of a stage that produces the same messages: no encoding, no transaction.
+    """
+    producer = Producer(producer_config(kafka, **overrides))
+    started = time.perf_counter()
+    for topic, key, value, headers in messages:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(60)
+    seconds = time.perf_counter() - started
+    size = sum(len(m[2] or b"") for m in messages)
+    return {
+        "messages": len(messages),
+        "mean_message_bytes": round(size / max(len(messages), 1)),
+        "seconds": round(seconds, 3),
+        "msgs_per_s": round(len(messages) / seconds),
+    }
+
+
+def consume_rate(kafka: KafkaSettings, topics: list[str], expected: int) -> dict[str, Any]:
+    """Read ``expected`` committed messages of ``topics`` from the beginning; the rate.
+
+    The raw-Kafka peer of a stage that consumes the same messages: a read-committed consumer
+    assigned every partition, no decoding.
+    """
+    consumer = Consumer(consumer_config(kafka, f"bench-raw-{uuid.uuid4()}"))
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        consumer.assign(
+            [
+                TopicPartition(topic, p, OFFSET_BEGINNING)
+                for topic in topics
+                for p in metadata.topics[topic].partitions
+            ]
+        )
+        received, started = 0, time.perf_counter()
+        deadline = started + 120
+        while received < expected and time.perf_counter() < deadline:
+            received += sum(1 for m in consumer.consume(1000, 0.5) if m.error() is None)
+        seconds = time.perf_counter() - started
+    finally:
+        consumer.close()
+    return {
+        "messages": received,
+        "seconds": round(seconds, 3),
+        "msgs_per_s": round(received / seconds),
+    }
+
+
+def read_messages(kafka: KafkaSettings, topics: list[str]) -> list[RawMessage]:
+    """Every committed message of ``topics`` (to produce again, raw, as a peer measure)."""
+    consumer = Consumer(
+        consumer_config(kafka, f"bench-copy-{uuid.uuid4()}", **{"enable.partition.eof": True})
+    )
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        partitions = [
+            TopicPartition(topic, p, OFFSET_BEGINNING)
+            for topic in topics
+            for p in metadata.topics[topic].partitions
+        ]
+        consumer.assign(partitions)
+        ended: set[tuple[str | None, int | None]] = set()
+        copied: list[RawMessage] = []
+        deadline = time.monotonic() + 120
+        while len(ended) < len(partitions) and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                error = message.error()
+                if error is None:
+                    headers = header_pairs(message)
+                    copied.append((message.topic() or "", message.key(), message.value(), headers))
+                elif error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                    ended.add((message.topic(), message.partition()))
+        return copied
+    finally:
+        consumer.close()
+
+
 def measure_latency(
     kafka: KafkaSettings, topic: str, pairs: list[tuple[bytes, bytes]], rate: int
-) -> dict:
+) -> dict[str, Any]:
     """Produce at a fixed offered rate while a consumer reads; latency = receive minus send time."""
-    consumer = Consumer(consumer_config(kafka, f"bench-lat-{uuid.uuid4()}",
-                                        **{"auto.offset.reset": "latest"}))
+    consumer = Consumer(
+        consumer_config(kafka, f"bench-lat-{uuid.uuid4()}", **{"auto.offset.reset": "latest"})
+    )
     consumer.subscribe([topic])
     while not consumer.assignment():
         consumer.poll(0.2)
@@ -95,7 +206,8 @@ def measure_latency(
             # poll() returns each message as soon as it arrives; consume(n) would wait for n.
             message = consumer.poll(0.1)
             if message is not None and message.error() is None:
-                sent = float(dict(message.headers())["sent_ns"].decode())
+                sent_ns = dict(message.headers() or [])["sent_ns"]
+                sent = float(sent_ns.decode() if isinstance(sent_ns, bytes) else str(sent_ns))
                 latencies_ms.append((time.perf_counter_ns() - sent) / 1e6)
             if done.is_set() and time.perf_counter() > stop_at:
                 break
@@ -110,8 +222,9 @@ def measure_latency(
         wait = started + index * interval - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
-        producer.produce(topic, key=key, value=value,
-                         headers=[("sent_ns", str(time.perf_counter_ns()).encode())])
+        producer.produce(
+            topic, key=key, value=value, headers=[("sent_ns", str(time.perf_counter_ns()).encode())]
+        )
         producer.poll(0)
     producer.flush(60)
     stop_at = time.perf_counter() + 15
@@ -135,8 +248,13 @@ def run(messages: int, latency_messages: int, rate: int) -> dict[str, Any]:
     serde = AvroSerde(SchemaCatalog.from_directory(settings.schemas_dir))
     run_id = uuid.uuid4().hex[:8]
     topics = [f"bench.baseline.{run_id}", f"bench.latency.{run_id}"]
-    ensure_topics(kafka, specs=[TopicSpec(t, kafka.partitions, kafka.replication_factor,
-                                          {"retention.ms": "3600000"}) for t in topics])
+    ensure_topics(
+        kafka,
+        specs=[
+            TopicSpec(t, kafka.partitions, kafka.replication_factor, {"retention.ms": "3600000"})
+            for t in topics
+        ],
+    )
     pairs = one_kb_events(serde, max(messages, latency_messages))
     throughput = measure_throughput(kafka, topics[0], pairs[:messages])
     latency = measure_latency(kafka, topics[1], pairs[:latency_messages], rate)
@@ -156,22 +274,25 @@ def run(messages: int, latency_messages: int, rate: int) -> dict[str, Any]:
 def to_markdown(results: dict[str, Any]) -> str:
     """The docs table for one run."""
     machine, tp, lat = results["machine"], results["throughput"], results["latency"]
-    return "\n".join([
-        "## Kafka baseline (`python -m bench.kafka_baseline`)",
-        "",
-        f"Run {machine['date']} on {machine['cores']} cores ({machine['cpu']}), "
-        f"{machine['memory_gib']} GiB, Python {machine['python']}, "
-        f"confluent-kafka {machine['packages']['confluent-kafka']}, {results['kafka']['broker']}, "
-        f"{results['kafka']['partitions']} partitions, producer {results['kafka']['producer']}.",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        f"| messages (mean size) | {tp['messages']} ({tp['mean_message_bytes']} B) |",
-        f"| produce rate | {tp['produce_msgs_per_s']} msg/s ({tp['produce_mb_per_s']} MB/s) |",
-        f"| consume rate | {tp['consume_msgs_per_s']} msg/s |",
-        f"| end-to-end latency at {lat['offered_msgs_per_s']} msg/s offered | "
-        f"p50 {lat['p50_ms']} ms · p95 {lat['p95_ms']} ms · p99 {lat['p99_ms']} ms |",
-    ])
+    return "\n".join(
+        [
+            "## Kafka baseline (`python -m bench.kafka_baseline`)",
+            "",
+            f"Run {machine['date']} on {machine['cores']} cores ({machine['cpu']}), "
+            f"{machine['memory_gib']} GiB, Python {machine['python']}, "
+            f"confluent-kafka {machine['packages']['confluent-kafka']}, "
+            f"{results['kafka']['broker']}, {results['kafka']['partitions']} partitions, "
+            f"producer {results['kafka']['producer']}.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| messages (mean size) | {tp['messages']} ({tp['mean_message_bytes']} B) |",
+            f"| produce rate | {tp['produce_msgs_per_s']} msg/s ({tp['produce_mb_per_s']} MB/s) |",
+            f"| consume rate | {tp['consume_msgs_per_s']} msg/s |",
+            f"| end-to-end latency at {lat['offered_msgs_per_s']} msg/s offered | "
+            f"p50 {lat['p50_ms']} ms · p95 {lat['p95_ms']} ms · p99 {lat['p99_ms']} ms |",
+        ]
+    )
 
 
 def main() -> None:

@@ -7,10 +7,11 @@ taken in this process.
 
 Maximum rate: a burst of stored events (relay stopped) is then drained by ``OutboxRelay.run(once)``
 in-process; events/s = events / drain time (Kafka transaction commits and PostgreSQL position
-writes included).
+writes included). Its peer, in the same run: the messages the relay committed, produced again as
+they are by a plain idempotent producer (``relay_vs_kafka_produce``).
 
-Run: ``.venv/bin/python -m bench.relay_lag [--rate 200 --seconds 30 --burst 20000]`` with the
-local stack up.
+Run: ``.venv/bin/python -m bench.relay_lag [--rate 500 --drivers 4 --seconds 30 --burst 20000]``
+with the local stack up.
 """
 
 from __future__ import annotations
@@ -35,10 +36,17 @@ from rich.console import Console
 
 from bench._machine import describe_machine
 from bench._report import percentile, update_doc_section, write_results
-from commands import CommandApplications, event_store_env
-from commands.executions import Execution
-from commands.relay import OutboxRelay, RelayOptions, event_id_for
-from omium.kernel.kafka import admin_client, consumer_config, ensure_topics, topic_specs
+from bench.kafka_baseline import produce_rate, read_messages
+from omium.commands import CommandApplications, event_store_env
+from omium.commands.executions import Execution
+from omium.commands.relay import OutboxRelay, RelayOptions, event_id_for
+from omium.kernel.kafka import (
+    TopicSpec,
+    admin_client,
+    consumer_config,
+    ensure_topics,
+    topic_specs,
+)
 from omium.kernel.settings import OmiumSettings, load_settings
 
 console = Console()
@@ -114,9 +122,7 @@ def start_relay(settings: OmiumSettings, schema: str, log: Path) -> subprocess.P
     )
 
 
-def drive_commands(
-    apps: CommandApplications, rate: int, seconds: float
-) -> dict[str, float]:
+def drive_commands(apps: CommandApplications, rate: float, seconds: float) -> dict[str, float]:
     """Issue commands at ``rate``/s; return event id → when its transaction returned.
 
     One run in four is new; the others advance the newest run through schedule, start and
@@ -146,10 +152,29 @@ def drive_commands(
     return committed
 
 
-def measure_lag(settings: OmiumSettings, rate: int, seconds: float, log_dir: Path) -> dict:
+def drive_in_threads(
+    apps: CommandApplications, rate: int, seconds: float, drivers: int
+) -> dict[str, float]:
+    """``drivers`` threads of :func:`drive_commands`, ``rate / drivers`` commands/s each."""
+    results: list[dict[str, float]] = []
+
+    def drive() -> None:
+        results.append(drive_commands(apps, rate / drivers, seconds))
+
+    threads = [threading.Thread(target=drive) for _ in range(drivers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {k: v for found in results for k, v in found.items()}
+
+
+def measure_lag(
+    settings: OmiumSettings, rate: int, seconds: float, drivers: int, log_dir: Path
+) -> dict[str, Any]:
     """Commands at a fixed rate with the relay running; lag percentiles in milliseconds."""
     with scratch(settings, "lag") as (bench, schema):
-        env = event_store_env(bench, schema=schema)
+        env = event_store_env(bench, schema=schema, pool_size=drivers, max_overflow=2)
         with CommandApplications.create(env) as apps:
             warmup = drive_commands(apps, 10, 0.1)
             relay = start_relay(bench, schema, log_dir / "relay_lag.log")
@@ -157,7 +182,7 @@ def measure_lag(settings: OmiumSettings, rate: int, seconds: float, log_dir: Pat
             try:
                 arrivals.wait_for(set(warmup), 60)
                 started = time.monotonic()
-                committed = drive_commands(apps, rate, seconds)
+                committed = drive_in_threads(apps, rate, seconds, drivers)
                 elapsed = time.monotonic() - started
                 arrivals.wait_for(set(committed), 60)
             finally:
@@ -167,6 +192,7 @@ def measure_lag(settings: OmiumSettings, rate: int, seconds: float, log_dir: Pat
     lags = [(arrivals.seen[e] - t) * 1000 for e, t in committed.items() if e in arrivals.seen]
     return {
         "offered_commands_per_s": rate,
+        "driver_threads": drivers,
         "achieved_commands_per_s": round(len(committed) / elapsed, 1),
         "events": len(committed),
         "arrived": len(lags),
@@ -191,8 +217,13 @@ def store_burst(apps: CommandApplications, events: int) -> int:
     return stored
 
 
-def measure_throughput(settings: OmiumSettings, events: int) -> dict:
-    """Drain a stored burst with the relay in this process; events per second."""
+def measure_throughput(settings: OmiumSettings, events: int) -> dict[str, Any]:
+    """Drain a stored burst with the relay in this process; then produce the same messages raw.
+
+    The peer: every message the relay committed on the executions topic, read back and produced
+    again as it is (same keys, values and headers) to a fresh topic by a plain idempotent
+    producer (acks=all, lz4, linger 5 ms), in the same run.
+    """
     with scratch(settings, "burst") as (bench, schema):
         with CommandApplications.create(event_store_env(bench, schema=schema)) as apps:
             stored = store_burst(apps, events)
@@ -201,26 +232,38 @@ def measure_throughput(settings: OmiumSettings, events: int) -> dict:
             started = time.perf_counter()
             progress = relay.run(once=True)
             elapsed = time.perf_counter() - started
+        topic = f"{bench.kafka.topic_prefix}.executions"
+        copied = read_messages(bench.kafka, [topic])
+        raw_topic = f"{bench.kafka.topic_prefix}.raw"
+        kafka = bench.kafka
+        ensure_topics(
+            kafka, specs=[TopicSpec(raw_topic, kafka.partitions, kafka.replication_factor)]
+        )
+        raw = produce_rate(kafka, [(raw_topic, k, v, h) for _, k, v, h in copied])
+        admin_client(kafka).delete_topics([raw_topic])
     return {
         "events": stored,
         "relayed": progress.relayed,
         "batches": progress.batches,
         "seconds": round(elapsed, 2),
         "events_per_s": round(progress.relayed / elapsed),
+        "raw_produce": raw,
     }
 
 
-def run(rate: int, seconds: float, burst: int, log_dir: Path) -> dict[str, Any]:
+def run(rate: int, seconds: float, drivers: int, burst: int, log_dir: Path) -> dict[str, Any]:
     """Both measurements on scratch schemas and topics; the results document."""
     settings = load_settings()
     load_before = round(os.getloadavg()[0], 1)
-    lag = measure_lag(settings, rate, seconds, log_dir)
+    lag = measure_lag(settings, rate, seconds, drivers, log_dir)
     throughput = measure_throughput(settings, burst)
+    load_after = round(os.getloadavg()[0], 1)
     return {
         "benchmark": "relay_lag",
         "machine": {
             **describe_machine(["confluent-kafka", "fastavro", "psycopg", "eventsourcing"]),
             "load_average_1m_before": load_before,
+            "load_average_1m_after": load_after,
         },
         "relay": {
             "batch_size": BATCH_SIZE,
@@ -230,44 +273,62 @@ def run(rate: int, seconds: float, burst: int, log_dir: Path) -> dict[str, Any]:
         },
         "lag": lag,
         "throughput": throughput,
+        "ratios": {
+            "relay_vs_kafka_produce": round(
+                throughput["events_per_s"] / throughput["raw_produce"]["msgs_per_s"], 3
+            ),
+            f"relay_lag_p99_ms_at_{rate}_commands_per_s": lag["p99_ms"],
+        },
+        "goals": {
+            "relay_vs_kafka_produce": ">= 0.3",
+            "relay_lag_p99_ms_at_500_commands_per_s": "<= 50",
+        },
     }
 
 
 def to_markdown(results: dict[str, Any]) -> str:
     """The docs table for one run."""
     machine, lag, tp = results["machine"], results["lag"], results["throughput"]
-    return "\n".join([
-        "## Outbox relay (`python -m bench.relay_lag`)",
-        "",
-        f"Run {machine['date']} on {machine['cores']} cores ({machine['cpu']}), "
-        f"{machine['memory_gib']} GiB, Python {machine['python']} (1-min load average "
-        f"{machine['load_average_1m_before']} before); PostgreSQL event store and "
-        f"Kafka of the local stack, {results['relay']['partitions']} partitions; relay batch "
-        f"{results['relay']['batch_size']}, {results['relay']['producer']}, "
-        f"{results['relay']['wake_up']}. Lag = arrival at a read-committed consumer minus the "
-        "return of the command's transaction; the relay runs as its own process.",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        f"| lag at {lag['offered_commands_per_s']} commands/s offered "
-        f"({lag['achieved_commands_per_s']} achieved, {lag['events']} events) | "
-        f"p50 {lag['p50_ms']} ms · p95 {lag['p95_ms']} ms · p99 {lag['p99_ms']} ms · "
-        f"max {lag['max_ms']} ms |",
-        f"| maximum relay rate (drain of {tp['events']} stored events, {tp['batches']} "
-        f"transactions) | {tp['events_per_s']} events/s ({tp['seconds']} s) |",
-    ])
+    return "\n".join(
+        [
+            "## Outbox relay (`python -m bench.relay_lag`)",
+            "",
+            f"Run {machine['date']} on {machine['cores']} cores ({machine['cpu']}), "
+            f"{machine['memory_gib']} GiB, Python {machine['python']} (1-min load average "
+            f"{machine['load_average_1m_before']} before, "
+            f"{machine['load_average_1m_after']} after); PostgreSQL event store and "
+            f"Kafka of the local stack, {results['relay']['partitions']} partitions; relay batch "
+            f"{results['relay']['batch_size']}, {results['relay']['producer']}, "
+            f"{results['relay']['wake_up']}. Lag = arrival at a read-committed consumer minus the "
+            "return of the command's transaction; the relay runs as its own process.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| lag at {lag['offered_commands_per_s']} commands/s offered "
+            f"({lag['achieved_commands_per_s']} achieved, {lag['events']} events) | "
+            f"p50 {lag['p50_ms']} ms · p95 {lag['p95_ms']} ms · p99 {lag['p99_ms']} ms · "
+            f"max {lag['max_ms']} ms |",
+            f"| maximum relay rate (drain of {tp['events']} stored events, {tp['batches']} "
+            f"transactions) | {tp['events_per_s']} events/s ({tp['seconds']} s) |",
+            f"| raw produce of the same {tp['raw_produce']['messages']} messages, same run | "
+            f"{tp['raw_produce']['msgs_per_s']} msg/s |",
+            f"| relay_vs_kafka_produce (goal ≥ 0.3) | "
+            f"**{results['ratios']['relay_vs_kafka_produce']}** |",
+        ]
+    )
 
 
 def main() -> None:
     """Parse flags, run, write ``bench/results/relay_lag.json`` and the docs table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=int, default=200, help="offered commands/s for the lag")
+    parser.add_argument("--rate", type=int, default=500, help="offered commands/s for the lag")
+    parser.add_argument("--drivers", type=int, default=4, help="threads issuing the commands")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the lag run")
     parser.add_argument("--burst", type=int, default=20_000, help="events for the maximum rate")
     parser.add_argument("--logs", type=Path, default=Path(".omium/logs"))
     args = parser.parse_args()
     args.logs.mkdir(parents=True, exist_ok=True)
-    results = run(args.rate, args.seconds, args.burst, args.logs)
+    results = run(args.rate, args.seconds, args.drivers, args.burst, args.logs)
     path = write_results("relay_lag", results)
     update_doc_section("relay_lag", to_markdown(results))
     console.print(to_markdown(results))

@@ -9,6 +9,7 @@ errors into Omium's.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping
@@ -26,21 +27,47 @@ from eventsourcing.persistence import (
 from eventsourcing.persistence import PersistenceError as LibraryPersistenceError
 from eventsourcing.utils import Environment, EnvType
 
-from commands._idempotency import (
+from omium.commands._idempotency import (
+    ALSO_WRITE_KWARG,
     IDEMPOTENCY_KWARG,
     IdempotencyRecord,
     IdempotencyStore,
     command_fingerprint,
 )
-from commands._persistence import BytesAsBase64, construct_idempotent_recorder
-from commands._result import CommandResult, Outcome
-from commands.errors import (
+from omium.commands._persistence import BytesAsBase64, construct_idempotent_recorder
+from omium.commands._result import CommandResult, Outcome
+from omium.commands.errors import (
     ConflictError,
     EventStoreError,
     IdempotencyKeyReusedError,
     InvalidCommandError,
     NotFoundError,
 )
+from omium.kernel.errors import ConcurrencyError, DomainError
+
+TransactionalWrite = Callable[[Any], None]
+"""A write that commits with a command's events: called with the transaction's cursor
+(PostgreSQL) or ``None`` (the in-memory store, after the events are in)."""
+
+_ALSO_WRITE: contextvars.ContextVar[tuple[TransactionalWrite, ...]] = contextvars.ContextVar(
+    "omium_also_write", default=()
+)
+
+
+@contextlib.contextmanager
+def also_writing(*writes: TransactionalWrite) -> Iterator[None]:
+    """Commit ``writes`` in the transaction of every command this context runs.
+
+    A read model that must be visible exactly when the events are (a LangGraph checkpoint's
+    row) is written this way: both commit, or neither does. A command that replays an
+    idempotency key, or changes nothing, runs no write.
+    """
+    token = _ALSO_WRITE.set(_ALSO_WRITE.get() + writes)
+    try:
+        yield
+    finally:
+        _ALSO_WRITE.reset(token)
+
 
 A = TypeVar("A", bound=Aggregate)
 App = TypeVar("App", bound="CommandApplication")
@@ -50,7 +77,7 @@ P = ParamSpec("P")
 class CommandApplication(Application[UUID]):
     """An event-sourced application whose public methods are command handlers and queries.
 
-    Configured only by the ``env`` it is given (see :func:`commands.event_store_env`); unlike
+    Configured only by the ``env`` it is given (see :func:`omium.commands.event_store_env`); unlike
     the library's default it does not read ``os.environ``, because only an entrypoint reads
     the environment.
     """
@@ -61,7 +88,7 @@ class CommandApplication(Application[UUID]):
         """Connect to the event store described by ``env``.
 
         Args:
-            env: Event-store environment, usually from :func:`commands.event_store_env`.
+            env: Event-store environment, usually from :func:`omium.commands.event_store_env`.
         """
         super().__init__(env)
 
@@ -164,19 +191,26 @@ class CommandApplication(Application[UUID]):
         """
         check_tenant_id(tenant_id)
         fingerprint = command_fingerprint(command, arguments)
-        if idempotency_key is not None:
-            replay = self._replay(tenant_id, idempotency_key, fingerprint)
+        # Decide first and let the key's primary key catch a repeat at save time: the common
+        # case (a new key) then costs no read. A repeat is recognised either there or, when the
+        # aggregate has moved on so the command is refused now, before the refusal is raised.
+        try:
+            outcome = decide()
+        except (DomainError, ConcurrencyError):
+            replay = self._replay_if_keyed(tenant_id, idempotency_key, fingerprint)
             if replay is not None:
                 return replay
-        outcome = decide()
+            raise
         if not isinstance(outcome, Outcome):
             outcome = Outcome(outcome)
         aggregate = outcome.aggregate
         events = tuple(type(event).__name__ for event in aggregate.pending_events)
         result = CommandResult(aggregate.id, aggregate.version, events, outcome.data)
         if not events:
-            # Nothing changed (e.g. a consensus round that is still open): nothing to record.
-            return result
+            # Nothing changed (e.g. a consensus round that is still open): nothing to record,
+            # unless this key already answered once (its first answer is the answer).
+            replay = self._replay_if_keyed(tenant_id, idempotency_key, fingerprint)
+            return result if replay is None else replay
         return self._save(aggregate, result, tenant_id, idempotency_key, fingerprint)
 
     def _save(
@@ -194,9 +228,13 @@ class CommandApplication(Application[UUID]):
             )
         try:
             with translate_persistence_errors():
-                self.save(aggregate, **{IDEMPOTENCY_KWARG: record})
+                self.save(
+                    aggregate, **{IDEMPOTENCY_KWARG: record, ALSO_WRITE_KWARG: _ALSO_WRITE.get()}
+                )
         except IntegrityError as exc:
-            # Either the same key won a race (replay its result) or the aggregate moved on.
+            # Either the same key won a race (replay its result) or the aggregate moved on; a
+            # cached copy is stale either way (without fast-forward it would stay stale).
+            self._forget(aggregate.id)
             if idempotency_key is not None:
                 replay = self._replay(tenant_id, idempotency_key, fingerprint)
                 if replay is not None:
@@ -204,6 +242,17 @@ class CommandApplication(Application[UUID]):
             decided_on = result.version - len(result.events)
             raise ConflictError(aggregate.id, expected_version=decided_on) from exc
         return result
+
+    def _forget(self, aggregate_id: UUID) -> None:
+        cache = self.repository.cache
+        if cache is not None:
+            with contextlib.suppress(KeyError):
+                cache.get(aggregate_id, evict=True)
+
+    def _replay_if_keyed(
+        self, tenant_id: str, key: str | None, fingerprint: str
+    ) -> CommandResult | None:
+        return None if key is None else self._replay(tenant_id, key, fingerprint)
 
     def _replay(self, tenant_id: str, key: str, fingerprint: str) -> CommandResult | None:
         with translate_persistence_errors():
@@ -222,8 +271,8 @@ def command_handler(
 
     The body's first argument after ``self`` must be ``tenant_id``; an ``idempotency_key``
     keyword is taken out of the arguments and handled here. The body returns the aggregate it
-    changed (or an :class:`~commands._result.Outcome`), the wrapper returns a
-    :class:`~commands._result.CommandResult`.
+    changed (or an :class:`~omium.commands._result.Outcome`), the wrapper returns a
+    :class:`~omium.commands._result.CommandResult`.
     """
     signature = inspect.signature(func)
 
@@ -242,7 +291,7 @@ def command_handler(
             lambda: func(self, *args, **kwargs),
         )
 
-    return handler
+    return handler  # type: ignore[return-value]  # functools.wraps hides the new return type
 
 
 def check_tenant_id(tenant_id: object) -> None:
@@ -255,7 +304,7 @@ def check_tenant_id(tenant_id: object) -> None:
 
 @contextlib.contextmanager
 def translate_persistence_errors() -> Iterator[None]:
-    """Turn the library's store errors into :class:`~commands.errors.EventStoreError`.
+    """Turn the library's store errors into :class:`~omium.commands.errors.EventStoreError`.
 
     ``IntegrityError`` passes through untouched: callers turn it into a conflict.
     """

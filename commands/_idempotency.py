@@ -25,9 +25,12 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
-from commands._result import CommandResult
+from omium.commands._result import CommandResult
 
 IDEMPOTENCY_KWARG = "idempotency"
+
+ALSO_WRITE_KWARG = "also_write"
+"""``save()`` keyword: writes that commit in the events' transaction (see ``also_writing``)."""
 """Name of the ``save()`` keyword that carries an :class:`IdempotencyRecord`."""
 
 IDEMPOTENCY_TABLE = "command_idempotency"
@@ -116,6 +119,9 @@ class PopoIdempotentRecorder(POPOApplicationRecorder, IdempotencyStore):
         record: IdempotencyRecord | None = kwargs.get(IDEMPOTENCY_KWARG)
         if record is not None:
             self._idempotency_records[record.lookup] = record
+        # In memory there is no transaction to join: the writes run once the events are in.
+        for write in kwargs.get(ALSO_WRITE_KWARG, ()):
+            write(None)
         return notification_ids
 
     def get_idempotency_record(

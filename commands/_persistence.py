@@ -19,7 +19,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.popo import POPOFactory
 
-from commands._idempotency import PopoIdempotentRecorder
+from omium.commands._idempotency import PopoIdempotentRecorder
 from omium.kernel.errors import ConfigurationError
 from omium.kernel.settings import OmiumSettings
 
@@ -36,6 +36,7 @@ POSTGRES_SCHEMA = "POSTGRES_SCHEMA"
 POSTGRES_POOL_SIZE = "POSTGRES_POOL_SIZE"
 POSTGRES_MAX_OVERFLOW = "POSTGRES_MAX_OVERFLOW"
 POSTGRES_CONNECT_TIMEOUT = "POSTGRES_CONNECT_TIMEOUT"
+POSTGRES_PRE_PING = "POSTGRES_PRE_PING"
 CREATE_TABLE = "CREATE_TABLE"
 
 PERSISTENCE_MODULES: dict[Backend, str] = {
@@ -56,6 +57,8 @@ def event_store_env(
     max_overflow: int = 8,
     create_tables: bool = True,
     aggregate_cache_size: int = 1000,
+    fast_forward: bool = True,
+    pre_ping: bool = False,
 ) -> dict[str, str]:
     """Build the environment for the command applications.
 
@@ -70,6 +73,14 @@ def event_store_env(
             aggregate is brought up to date from the events stored after it ("fast-forward")
             on every load, so other processes' writes are seen and a long run is not rebuilt
             from its first event by every command.
+        fast_forward: Bring a cached aggregate up to date on every load (one read). Off for
+            a process that is its aggregates' usual writer (the embedded LangGraph saver): a
+            write by anyone else then fails the save on the event store's unique key, the
+            cached copy is dropped, and the retried command loads the aggregate afresh.
+        pre_ping: Check each pooled connection before handing it out (one round trip). After
+            PostgreSQL restarts, every idle pooled connection is dead; without the check each
+            one fails one operation before the pool drops it, which a process that backs off
+            after each failure (the relay) pays with a long wait.
 
     Returns:
         A ``str -> str`` dict to pass as ``env`` to any command application.
@@ -77,7 +88,7 @@ def event_store_env(
     env = {PERSISTENCE_MODULE: PERSISTENCE_MODULES[backend]}
     if aggregate_cache_size > 0:
         env[Application.AGGREGATE_CACHE_MAXSIZE] = str(aggregate_cache_size)
-        env[Application.AGGREGATE_CACHE_FASTFORWARD] = "y"
+        env[Application.AGGREGATE_CACHE_FASTFORWARD] = "y" if fast_forward else "n"
     if backend == "popo":
         return env
     pg = settings.postgres
@@ -92,6 +103,7 @@ def event_store_env(
             POSTGRES_POOL_SIZE: str(pool_size),
             POSTGRES_MAX_OVERFLOW: str(max_overflow),
             POSTGRES_CONNECT_TIMEOUT: "5",
+            POSTGRES_PRE_PING: "y" if pre_ping else "n",
             CREATE_TABLE: "y" if create_tables else "n",
         }
     )
@@ -105,7 +117,7 @@ def construct_idempotent_recorder(factory: InfrastructureFactory) -> Application
         factory: The infrastructure factory the library chose from ``PERSISTENCE_MODULE``.
 
     Returns:
-        A recorder that is also an :class:`~commands._idempotency.IdempotencyStore`.
+        A recorder that is also an :class:`~omium.commands._idempotency.IdempotencyStore`.
 
     Raises:
         ConfigurationError: For a persistence module without idempotency support.
@@ -115,7 +127,7 @@ def construct_idempotent_recorder(factory: InfrastructureFactory) -> Application
     # Imported here so the in-memory store works without the PostgreSQL driver loaded.
     from eventsourcing.postgres import PostgresFactory
 
-    from commands._postgres import PostgresIdempotentRecorder
+    from omium.commands._postgres import PostgresIdempotentRecorder
 
     if isinstance(factory, PostgresFactory):
         recorder = PostgresIdempotentRecorder(

@@ -8,10 +8,10 @@ from typing import Self
 
 from eventsourcing.utils import EnvType
 
-from commands.consensus.application import ConsensusApplication
-from commands.executions.application import ExecutionsApplication
-from commands.policies.application import PoliciesApplication
-from commands.workflows.application import WorkflowsApplication
+from omium.commands.consensus.application import ConsensusApplication
+from omium.commands.executions.application import ExecutionsApplication
+from omium.commands.policies.application import PoliciesApplication
+from omium.commands.workflows.application import WorkflowsApplication
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class CommandApplications:
 
     @classmethod
     def create(cls, env: EnvType) -> Self:
-        """Construct every application with ``env`` (see :func:`commands.event_store_env`)."""
+        """Construct every application with ``env`` (see :func:`omium.commands.event_store_env`)."""
         return cls(
             workflows=WorkflowsApplication(env),
             executions=ExecutionsApplication(env),

@@ -88,6 +88,32 @@ class InvalidCommandError(DomainError):
         super().__init__(message)
 
 
+class CheckpointPrunedError(InvalidCommandError):
+    """The checkpoint was pruned by its workflow's retention: it is gone, not corrupt.
+
+    Its record (id, step, checksum) stays in the history, its state does not; nothing can roll
+    back to it, fork from it or restore it. The gateway answers 410 Gone.
+
+    Attributes:
+        checkpoint_id: The pruned checkpoint.
+        execution_id: Its run.
+        checksum: The SHA-256 its state had.
+    """
+
+    def __init__(self, *, checkpoint_id: str, execution_id: Any, checksum: str) -> None:
+        """Build the error from its machine-readable fields."""
+        self.checkpoint_id = checkpoint_id
+        self.execution_id = execution_id
+        self.checksum = checksum
+        super().__init__(
+            f"checkpoint {checkpoint_id!r} of execution {execution_id} was pruned by the "
+            "workflow's checkpoint retention; its state is no longer kept",
+            reason="checkpoint_pruned",
+            field="checkpoint_id",
+            details={"checkpoint_id": checkpoint_id, "checksum": checksum},
+        )
+
+
 class InvalidPolicyError(InvalidCommandError):
     """A Rego module was refused because it does not compile.
 

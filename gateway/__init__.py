@@ -9,7 +9,7 @@ Command routes live in ``gateway/api/<area>.py`` (each defines ``router``) and u
 - ``register_error`` when an error class needs a status the table does not give it yet.
 """
 
-from gateway._api_keys import (
+from omium.gateway._api_keys import (
     API_KEY_PREFIX,
     ApiKey,
     ApiKeys,
@@ -19,9 +19,9 @@ from gateway._api_keys import (
     generate_api_key,
     hash_api_key,
 )
-from gateway._api_keys_pg import ApiKeyStoreError, PostgresApiKeyStore
-from gateway._app import app_from_env, create_app
-from gateway._audit import (
+from omium.gateway._api_keys_pg import ApiKeyStoreError, PostgresApiKeyStore
+from omium.gateway._app import app_from_env, create_app, serve
+from omium.gateway._audit import (
     AuditEntry,
     AuditMiddleware,
     AuditResult,
@@ -31,10 +31,10 @@ from gateway._audit import (
     LogAuditSink,
     audit_payload,
 )
-from gateway._audit_kafka import KafkaAuditSink
-from gateway._auth import API_KEY_HEADER, authenticate
-from gateway._jwt import DEV_JWT_SECRET, TokenVerifier, mint_token, resolve_jwt_secret
-from gateway._policy import (
+from omium.gateway._audit_kafka import KafkaAuditSink
+from omium.gateway._auth import API_KEY_HEADER, authenticate
+from omium.gateway._jwt import DEV_JWT_SECRET, TokenVerifier, mint_token, resolve_jwt_secret
+from omium.gateway._policy import (
     API_PREFIX,
     AccessRule,
     Command,
@@ -51,8 +51,8 @@ from gateway._policy import (
     rule_of,
     unguarded_routes,
 )
-from gateway._principal import AuthMethod, Principal, Role
-from gateway._problems import (
+from omium.gateway._principal import AuthMethod, Principal, Role
+from omium.gateway._problems import (
     PROBLEM_MEDIA_TYPE,
     ProblemResponse,
     ProblemSpec,
@@ -62,14 +62,14 @@ from gateway._problems import (
     register_error,
     render_problem,
 )
-from gateway._ratelimit import (
+from omium.gateway._ratelimit import (
     InMemoryRateLimiter,
     RateDecision,
     RateLimiter,
     RedisRateLimiter,
     buckets_for,
 )
-from gateway._services import (
+from omium.gateway._services import (
     GatewayServices,
     build_services,
     default_readiness,
@@ -80,6 +80,7 @@ from gateway._services import (
 __all__ = [
     # app
     "app_from_env",
+    "serve",
     "create_app",
     "GatewayServices",
     "build_services",

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from gateway._principal import Principal, Role
-from gateway.errors import ApiKeyNotFoundError, AuthenticationError, PermissionDeniedError
+from omium.gateway._principal import Principal, Role
+from omium.gateway.errors import ApiKeyNotFoundError, AuthenticationError, PermissionDeniedError
 
 API_KEY_PREFIX = "omk"
 _KEY_ID_BYTES = 8
@@ -79,6 +80,9 @@ def parse_key_id(plaintext: str) -> str:
     return key_id
 
 
+_CACHE_MAX = 10_000
+
+
 class ApiKeyStore(Protocol):
     """Where API key records live (PostgreSQL in production, memory in unit tests)."""
 
@@ -108,10 +112,17 @@ class ApiKeyStore(Protocol):
 
 
 class ApiKeys:
-    """Creating, checking, listing and revoking API keys on top of a store."""
+    """Creating, checking, listing and revoking API keys on top of a store.
 
-    def __init__(self, store: ApiKeyStore) -> None:
+    Checked keys are remembered for ``cache_ttl_s`` seconds, so an agent's stream of commands
+    does not read the store on every request. A revocation through this gateway takes effect
+    at once; one made through another replica is honoured within ``cache_ttl_s``.
+    """
+
+    def __init__(self, store: ApiKeyStore, *, cache_ttl_s: float = 5.0) -> None:
         self._store = store
+        self._cache_ttl_s = cache_ttl_s
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
     @property
     def store(self) -> ApiKeyStore:
@@ -146,7 +157,7 @@ class ApiKeys:
         Raises:
             AuthenticationError: Unknown, malformed, wrong secret, or revoked.
         """
-        record = await self._store.get(parse_key_id(plaintext))
+        record = await self._record(parse_key_id(plaintext))
         # Compare even when the id is unknown, so timing does not tell which ids exist.
         expected = record.key_hash if record else hash_api_key("")
         if not hmac.compare_digest(expected, hash_api_key(plaintext)) or record is None:
@@ -161,6 +172,17 @@ class ApiKeys:
             key_id=record.key_id,
         )
 
+    async def _record(self, key_id: str) -> ApiKey | None:
+        now = time.monotonic()
+        cached = self._cache.get(key_id)
+        if cached is not None and now - cached[0] < self._cache_ttl_s:
+            return cached[1]
+        record = await self._store.get(key_id)
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()  # bounded: unknown ids must not grow it without end
+        self._cache[key_id] = (now, record)
+        return record
+
     async def list(self, tenant_id: str) -> list[ApiKey]:
         """The tenant's keys, revoked ones included."""
         return await self._store.list(tenant_id)
@@ -173,6 +195,7 @@ class ApiKeys:
                 included).
         """
         record = await self._store.revoke(tenant_id, key_id, datetime.now(UTC))
+        self._cache.pop(key_id, None)
         if record is None:
             raise ApiKeyNotFoundError(key_id)
         return record

@@ -11,8 +11,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from gateway._api_keys import ApiKey
-from gateway._principal import Role
+from omium.gateway._api_keys import ApiKey
+from omium.gateway._principal import Role
 from omium.kernel.errors import PersistenceError
 
 _ROLES = ", ".join(f"'{role.value}'" for role in Role)
@@ -49,9 +49,7 @@ class PostgresApiKeyStore:
         self._pool = pool
 
     @classmethod
-    async def connect(
-        cls, dsn: str, *, max_size: int = 10, timeout_s: float = 5.0
-    ) -> Self:
+    async def connect(cls, dsn: str, *, max_size: int = 10, timeout_s: float = 5.0) -> Self:
         """Open a pool on ``dsn`` (connections are made in the background)."""
         pool = AsyncConnectionPool(
             dsn,
@@ -75,8 +73,16 @@ class PostgresApiKeyStore:
         async with self._connection() as conn:
             await conn.execute(
                 f"INSERT INTO api_keys ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (key.key_id, key.tenant_id, key.key_hash, key.role.value, key.name,
-                 key.created_by, key.created_at, key.revoked_at),
+                (
+                    key.key_id,
+                    key.tenant_id,
+                    key.key_hash,
+                    key.role.value,
+                    key.name,
+                    key.created_by,
+                    key.created_at,
+                    key.revoked_at,
+                ),
             )
 
     async def get(self, key_id: str) -> ApiKey | None:
@@ -92,8 +98,7 @@ class PostgresApiKeyStore:
         """The tenant's keys, oldest first."""
         async with self._connection() as conn:
             cursor = await conn.execute(
-                f"SELECT {_COLUMNS} FROM api_keys WHERE tenant_id = %s "
-                "ORDER BY created_at, key_id",
+                f"SELECT {_COLUMNS} FROM api_keys WHERE tenant_id = %s ORDER BY created_at, key_id",
                 (tenant_id,),
             )
             rows = await cursor.fetchall()

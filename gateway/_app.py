@@ -8,17 +8,19 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 import omium
-from commands import EVENT_STORE_SCHEMA
-from gateway._audit import AuditMiddleware
-from gateway._jwt import TokenVerifier
-from gateway._limits import BodyGuardMiddleware
-from gateway._observe import GatewayMetrics, ObserveMiddleware
-from gateway._openapi import install_openapi
-from gateway._policy import API_PREFIX, route_rules, unguarded_routes
-from gateway._probes import router as probes_router
-from gateway._problems import ProblemTable, install_problem_handlers, problem_table
-from gateway._services import GatewayServices, build_services
-from gateway.api import discover_routers
+from omium.commands import EVENT_STORE_SCHEMA
+from omium.gateway._audit import AuditMiddleware
+from omium.gateway._jwt import TokenVerifier
+from omium.gateway._limits import BodyGuardMiddleware
+from omium.gateway._logging import configure_logging, uvicorn_log_config
+from omium.gateway._observe import GatewayMetrics, ObserveMiddleware
+from omium.gateway._openapi import install_openapi
+from omium.gateway._policy import API_PREFIX, route_rules, unguarded_routes
+from omium.gateway._probes import router as probes_router
+from omium.gateway._problems import ProblemTable, install_problem_handlers, problem_table
+from omium.gateway._services import GatewayServices, build_services
+from omium.gateway._ui import mount_ui
+from omium.gateway.api import discover_routers
 from omium.kernel.errors import ConfigurationError
 from omium.kernel.settings import OmiumSettings, load_settings
 
@@ -67,13 +69,22 @@ def create_app(
     )
     app.state.settings = settings
     app.state.services = services
+    app.state.event_store_schema = event_store_schema
     app.state.metrics = GatewayMetrics()
     install_problem_handlers(app, table=table, type_base=type_base)
     _mount_routes(app, discover_routers() if routers is None else routers)
+    mount_ui(app, settings)
     # Added innermost first: Observe wraps BodyGuard, which wraps Audit.
     app.add_middleware(AuditMiddleware)
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.gateway.max_body_bytes,
-                       table=table, type_base=type_base)
+    app.add_middleware(
+        BodyGuardMiddleware,
+        max_body_bytes=settings.gateway.max_body_bytes,
+        max_header_bytes=settings.gateway.max_header_bytes,
+        max_headers=settings.gateway.max_headers,
+        max_json_depth=settings.gateway.max_json_depth,
+        table=table,
+        type_base=type_base,
+    )
     app.add_middleware(ObserveMiddleware, metrics=app.state.metrics)
     install_openapi(app, guarded_prefix=API_PREFIX)
     return app
@@ -113,6 +124,29 @@ def _lifespan(
 def app_from_env() -> FastAPI:
     """The entrypoint's app: settings from ``OMIUM_*`` environment variables.
 
-    For ``uvicorn gateway:app_from_env --factory`` and ``omium gateway``.
+    For ``uvicorn omium.gateway:app_from_env --factory`` and ``omium gateway``.
     """
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+def serve(settings: OmiumSettings, *, host: str | None = None, port: int | None = None) -> None:
+    """Serve the API with uvicorn until stopped (``omium gateway``, ``python -m omium.gateway``).
+
+    Args:
+        settings: Where to bind by default and the log level; the app itself reads ``OMIUM_*``
+            again through :func:`app_from_env`, so each uvicorn worker builds its own.
+        host: Bind address instead of ``settings.gateway.host``.
+        port: Port instead of ``settings.gateway.port``.
+    """
+    import uvicorn
+
+    uvicorn.run(
+        "omium.gateway:app_from_env",
+        factory=True,
+        host=host or settings.gateway.host,
+        port=port or settings.gateway.port,
+        log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(),
+    )

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway._principal import Principal
+from omium.gateway._principal import Principal
 
 log = structlog.get_logger(__name__)
 
@@ -102,9 +102,17 @@ class BaseAuditSink:
     ) -> None:
         """Record one command."""
         await self._write(
-            AuditEntry(principal=principal, command=command, target=target, result=result,
-                       status=status, reason=reason, request_id=request_id,
-                       idempotency_key=idempotency_key, source_ip=source_ip)
+            AuditEntry(
+                principal=principal,
+                command=command,
+                target=target,
+                result=result,
+                status=status,
+                reason=reason,
+                request_id=request_id,
+                idempotency_key=idempotency_key,
+                source_ip=source_ip,
+            )
         )
 
     async def _write(self, entry: AuditEntry) -> None:
@@ -204,8 +212,7 @@ async def _record(scope: Scope, status: int) -> None:
     except Exception as exc:
         # The command's effect (if any) already happened; failing the response now would make
         # the client retry an applied command. The gap is logged and counted instead.
-        log.error("audit record failed", command=command, status=status,
-                  error=type(exc).__name__)
+        log.error("audit record failed", command=command, status=status, error=type(exc).__name__)
         metrics = getattr(scope["app"].state, "metrics", None)
         if metrics is not None:
             metrics.audit_failures.inc()

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from gateway._audit import PRINCIPAL
-from gateway._principal import Principal
-from gateway.errors import AuthenticationError
+from omium.gateway._audit import PRINCIPAL
+from omium.gateway._principal import Principal
+from omium.gateway.errors import AuthenticationError
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -40,11 +40,11 @@ async def authenticate(
     """
     has_authorization = "authorization" in request.headers
     if has_authorization and bearer is None:
-        raise AuthenticationError("Authorization must use the Bearer scheme",
-                                  reason="invalid_token")
+        raise AuthenticationError(
+            "Authorization must use the Bearer scheme", reason="invalid_token"
+        )
     if bearer is not None and api_key is not None:
-        raise AuthenticationError("send a bearer token or an API key, not both",
-                                  reason="ambiguous")
+        raise AuthenticationError("send a bearer token or an API key, not both", reason="ambiguous")
     services = request.app.state.services
     if api_key is not None:
         principal = await services.api_keys.authenticate(api_key)
@@ -53,4 +53,5 @@ async def authenticate(
     else:
         raise AuthenticationError("credentials are required", reason="missing")
     setattr(request.state, PRINCIPAL, principal)
-    return principal
+    checked: Principal = principal
+    return checked

@@ -10,8 +10,8 @@ from typing import Any
 import jwt
 from pydantic import SecretStr
 
-from gateway._principal import Principal, Role
-from gateway.errors import AuthenticationError, IdentityProviderUnavailableError
+from omium.gateway._principal import Principal, Role
+from omium.gateway.errors import AuthenticationError, IdentityProviderUnavailableError
 from omium.kernel.errors import ConfigurationError
 from omium.kernel.settings import AuthSettings, OmiumSettings
 
@@ -118,15 +118,20 @@ class TokenVerifier:
         """
         auth = settings.gateway.auth
         jwks = None
-        if auth.jwks_url and settings.environment == "production" and not (
-            auth.jwks_url.startswith("https://")
+        if (
+            auth.jwks_url
+            and settings.environment == "production"
+            and not (auth.jwks_url.startswith("https://"))
         ):
             # Keys fetched over plain HTTP could be swapped in transit: anyone could sign.
             raise ConfigurationError("OMIUM_GATEWAY__AUTH__JWKS_URL must be https in production")
         if auth.jwks_url:
+            # Only the key set is cached, for jwks_cache_s: PyJWT's per-key cache never expires,
+            # so a key the identity provider removed (rotated out, compromised) would be
+            # accepted until the process restarts.
             jwks = jwt.PyJWKClient(
                 auth.jwks_url,
-                cache_keys=True,
+                cache_keys=False,
                 cache_jwk_set=auth.jwks_cache_s > 0,
                 lifespan=max(auth.jwks_cache_s, 1),
                 timeout=auth.jwks_timeout_s,
@@ -167,8 +172,9 @@ class TokenVerifier:
             return self._secret.get_secret_value(), algorithm
         if algorithm == "RS256" and self._jwks is not None:
             return await self._jwks_key(token), algorithm
-        raise AuthenticationError(f"token algorithm {algorithm!r} is not accepted",
-                                  reason="invalid_token")
+        raise AuthenticationError(
+            f"token algorithm {algorithm!r} is not accepted", reason="invalid_token"
+        )
 
     async def _jwks_key(self, token: str) -> Any:
         assert self._jwks is not None
@@ -178,8 +184,9 @@ class TokenVerifier:
         except jwt.PyJWKClientConnectionError:
             raise IdentityProviderUnavailableError() from None
         except jwt.PyJWTError:
-            raise AuthenticationError("token is signed with an unknown key",
-                                      reason="invalid_token") from None
+            raise AuthenticationError(
+                "token is signed with an unknown key", reason="invalid_token"
+            ) from None
         return signing_key.key
 
 
@@ -193,8 +200,9 @@ def _authentication_error(exc: jwt.PyJWTError) -> AuthenticationError:
 def _principal_from(claims: dict[str, Any]) -> Principal:
     subject, tenant, roles = claims.get("sub"), claims.get("tenant_id"), claims.get("roles")
     if not (isinstance(subject, str) and subject and isinstance(tenant, str) and tenant):
-        raise AuthenticationError("token claims sub and tenant_id must be non-empty strings",
-                                  reason="missing_claim")
+        raise AuthenticationError(
+            "token claims sub and tenant_id must be non-empty strings", reason="missing_claim"
+        )
     if not isinstance(roles, list):
         raise AuthenticationError("token claim roles must be a list", reason="missing_claim")
     return Principal(subject=subject, tenant_id=tenant, roles=Role.parse_many(roles), method="jwt")

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway._audit import REQUEST_ID
+from omium.gateway._audit import REQUEST_ID
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client-sent id is kept only when it is short and harmless in logs.
@@ -28,15 +28,20 @@ class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "omium_gateway_requests_total", "HTTP requests answered.",
-            ["method", "route", "status"], registry=self.registry,
+            "omium_gateway_requests_total",
+            "HTTP requests answered.",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.duration = Histogram(
-            "omium_gateway_request_duration_seconds", "Time to answer an HTTP request.",
-            ["method", "route"], registry=self.registry,
+            "omium_gateway_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            registry=self.registry,
         )
         self.audit_failures = Counter(
-            "omium_gateway_audit_failures_total", "Commands whose audit entry was not stored.",
+            "omium_gateway_audit_failures_total",
+            "Commands whose audit entry was not stored.",
             registry=self.registry,
         )
 
@@ -92,8 +97,10 @@ def route_template(scope: Scope) -> str:
     state = scope["app"].state
     paths: dict[int, str] | None = getattr(state, "route_paths", None)
     if paths is None or id(route) not in paths:
-        paths = {id(ctx.original_route): ctx.path or "unmatched"
-                 for ctx in iter_route_contexts(scope["app"].routes)}
+        paths = {
+            id(ctx.original_route): ctx.path or "unmatched"
+            for ctx in iter_route_contexts(scope["app"].routes)
+        }
         state.route_paths = paths
     return paths.get(id(route)) or getattr(route, "path", None) or "unmatched"
 
@@ -101,7 +108,7 @@ def route_template(scope: Scope) -> str:
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if _CLIENT_REQUEST_ID.fullmatch(candidate):
                 return candidate
     return uuid.uuid4().hex

@@ -17,10 +17,10 @@ from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from gateway._audit import AUDIT_COMMAND, AUDIT_TARGET, IDEMPOTENCY_KEY, REQUEST_ID
-from gateway._auth import authenticate
-from gateway._principal import Principal, Role
-from gateway.errors import InvalidIdempotencyKeyError, PermissionDeniedError
+from omium.gateway._audit import AUDIT_COMMAND, AUDIT_TARGET, IDEMPOTENCY_KEY, REQUEST_ID
+from omium.gateway._auth import authenticate
+from omium.gateway._principal import Principal, Role
+from omium.gateway.errors import InvalidIdempotencyKeyError, PermissionDeniedError
 
 API_PREFIX = "/api/v1"
 RULE_ATTRIBUTE = "__omium_access_rule__"
@@ -110,6 +110,8 @@ async def idempotency_key(
             alias="Idempotency-Key",
             description="Printable ASCII, 1-255 characters; a repeated key replays the first "
             "result.",
+            # Documented, not checked by FastAPI: the handler answers 400 (not 422) when broken.
+            json_schema_extra={"pattern": f"^{_IDEMPOTENCY_KEY.pattern}$"},
         ),
     ] = None,
 ) -> str | None:
@@ -217,8 +219,7 @@ def route_rules(app: FastAPI) -> dict[tuple[str, str], AccessRule | None]:
 def unguarded_routes(app: FastAPI, *, prefix: str = API_PREFIX) -> list[tuple[str, str]]:
     """The ``(method, path)`` pairs under ``prefix`` that declare no rule."""
     return sorted(
-        key for key, rule in route_rules(app).items()
-        if rule is None and key[1].startswith(prefix)
+        key for key, rule in route_rules(app).items() if rule is None and key[1].startswith(prefix)
     )
 
 
@@ -233,6 +234,8 @@ def access_matrix(app: FastAPI, *, prefix: str = API_PREFIX) -> str:
             audited = "—" if method in _SAFE_METHODS else f"`{rule.command or route.name}`"
             rows.append((route.path, method, rule.min_role.value, audited))
     lines = ["| method | path | minimum role | audited as |", "|---|---|---|---|"]
-    lines += [f"| {method} | `{path}` | {role} | {audited} |"
-              for path, method, role, audited in sorted(rows)]
+    lines += [
+        f"| {method} | `{path}` | {role} | {audited} |"
+        for path, method, role, audited in sorted(rows)
+    ]
     return "\n".join(lines) + "\n"

@@ -7,8 +7,8 @@ import hmac
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from gateway._services import run_checks
-from gateway.errors import AuthenticationError, DependencyUnavailableError
+from omium.gateway._services import run_checks
+from omium.gateway.errors import AuthenticationError, DependencyUnavailableError
 
 router = APIRouter(tags=["probes"])
 
@@ -41,8 +41,9 @@ async def health() -> Health:
 async def ready(request: Request) -> Readiness:
     """Checks each dependency within ``gateway.ready_timeout_s``; 503 names the ones down."""
     settings = request.app.state.settings
-    checks = await run_checks(request.app.state.services.readiness,
-                              timeout_s=settings.gateway.ready_timeout_s)
+    checks = await run_checks(
+        request.app.state.services.readiness, timeout_s=settings.gateway.ready_timeout_s
+    )
     if any(state != "ok" for state in checks.values()):
         raise DependencyUnavailableError(checks)
     return Readiness(checks=checks)

@@ -1,10 +1,10 @@
 """RFC 9457 problem details: the one table that maps error classes to HTTP status.
 
 Every error response of the gateway is built here. An exception is looked up by walking its class
-hierarchy (most specific first): a class registered by type wins; otherwise an ``OmiumError``
-subclass registered by *class name* matches, which lets the gateway map the write side's errors
-(``NotFoundError``, ``InvalidTransitionError`` ...) without importing ``commands``. Nothing here
-parses message text; extension members are copied from the error's attributes.
+hierarchy (most specific first) against classes registered by type: the write side's errors come
+from its public ``omium.commands.errors`` module, so a renamed class fails at import, not as a
+silent 500. Nothing here parses message text; extension members are copied from the error's
+attributes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import errors as gw
+from omium.commands import errors as commands_errors
+from omium.gateway import errors as gw
 from omium.kernel.errors import (
     ConcurrencyError,
     ConfigurationError,
@@ -36,7 +37,7 @@ log = structlog.get_logger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 DEFAULT_TYPE_BASE = "urn:omium:problem:"
 
-ErrorKey = type[BaseException] | str
+ErrorKey = type[BaseException]
 Extras = Callable[[BaseException], Mapping[str, Any]]
 Headers = Callable[[BaseException], Mapping[str, str]]
 
@@ -76,15 +77,11 @@ class ProblemTable:
 
     def __init__(self) -> None:
         self._by_type: dict[type[BaseException], ProblemSpec] = {}
-        self._by_name: dict[str, ProblemSpec] = {}
         self._by_status: dict[int, ProblemSpec] = {}
 
     def register(self, error: ErrorKey, spec: ProblemSpec) -> None:
-        """Map an error class, or the name of an ``OmiumError`` subclass, to a spec."""
-        if isinstance(error, str):
-            self._by_name[error] = spec
-        else:
-            self._by_type[error] = spec
+        """Map an error class to a spec."""
+        self._by_type[error] = spec
 
     def register_status(self, status: int, spec: ProblemSpec) -> None:
         """Map a framework ``HTTPException`` status (404 unknown path, 405 ...) to a spec."""
@@ -97,8 +94,6 @@ class ProblemTable:
         for cls in type(exc).__mro__:
             if cls in self._by_type:
                 return self._by_type[cls]
-            if issubclass(cls, OmiumError) and cls.__name__ in self._by_name:
-                return self._by_name[cls.__name__]
         return INTERNAL_ERROR
 
     def status_of(self, exc: BaseException) -> int:
@@ -109,7 +104,6 @@ class ProblemTable:
         """An independent copy (an app may add entries without touching the defaults)."""
         clone = ProblemTable()
         clone._by_type.update(self._by_type)
-        clone._by_name.update(self._by_name)
         clone._by_status.update(self._by_status)
         return clone
 
@@ -163,12 +157,12 @@ def _spec(status: int, slug: str, title: str, *extensions: str, **kwargs: Any) -
 
 
 def default_table() -> ProblemTable:
-    """The gateway's table: its own errors, the kernel's bases, the write side's by name."""
+    """The gateway's table: its own errors, the kernel's bases, the write side's errors."""
     table = ProblemTable()
     for error, spec in _TYPE_ENTRIES:
         table.register(error, spec)
-    for name, spec in _NAME_ENTRIES:
-        table.register(name, spec)
+    for error, spec in _COMMAND_ENTRIES:
+        table.register(error, spec)
     for status, spec in _STATUS_ENTRIES:
         table.register_status(status, spec)
     return table
@@ -180,53 +174,161 @@ _TYPE_ENTRIES: list[tuple[ErrorKey, ProblemSpec]] = [
     (RequestValidationError, _VALIDATION),
     (pydantic.ValidationError, _VALIDATION),
     (gw.MalformedRequestError, _spec(400, "malformed-request", "Request is malformed", "reason")),
-    (gw.RequestTooLargeError, _spec(413, "request-too-large", "Request body too large",
-                                    "max_bytes")),
-    (gw.UnsupportedMediaTypeError, _spec(415, "unsupported-media-type",
-                                         "Unsupported media type", "content_type")),
-    (gw.AuthenticationError, _spec(401, "unauthenticated", "Authentication required",
-                                   "reason", headers=_authenticate_header)),
-    (gw.PermissionDeniedError, _spec(403, "forbidden", "Permission denied",
-                                     "required_role", "actual_role")),
+    (
+        gw.RequestTooLargeError,
+        _spec(413, "request-too-large", "Request body too large", "max_bytes"),
+    ),
+    (
+        gw.HeadersTooLargeError,
+        _spec(
+            431,
+            "headers-too-large",
+            "Request header fields too large",
+            "max_bytes",
+            "max_count",
+        ),
+    ),
+    (
+        gw.UnsupportedMediaTypeError,
+        _spec(415, "unsupported-media-type", "Unsupported media type", "content_type"),
+    ),
+    (
+        gw.AuthenticationError,
+        _spec(
+            401,
+            "unauthenticated",
+            "Authentication required",
+            "reason",
+            headers=_authenticate_header,
+        ),
+    ),
+    (
+        gw.PermissionDeniedError,
+        _spec(403, "forbidden", "Permission denied", "required_role", "actual_role"),
+    ),
     (gw.ApiKeyNotFoundError, _spec(404, "not-found", "Resource not found", "key_id")),
-    (gw.RateLimitedError, _spec(429, "rate-limited", "Too many requests", "retry_after",
-                                "scope", headers=_rate_limit_headers)),
-    (gw.RateLimiterUnavailableError, _spec(503, "rate-limiter-unavailable",
-                                           "Rate limiter unavailable", headers=_retry_soon)),
-    (gw.IdentityProviderUnavailableError, _spec(503, "identity-provider-unavailable",
-                                                "Identity provider unavailable",
-                                                headers=_retry_soon)),
-    (gw.DependencyUnavailableError, _spec(503, "not-ready", "Service not ready", "checks",
-                                          headers=_retry_soon)),
+    (
+        gw.RateLimitedError,
+        _spec(
+            429,
+            "rate-limited",
+            "Too many requests",
+            "retry_after",
+            "scope",
+            headers=_rate_limit_headers,
+        ),
+    ),
+    (
+        gw.RateLimiterUnavailableError,
+        _spec(503, "rate-limiter-unavailable", "Rate limiter unavailable", headers=_retry_soon),
+    ),
+    (
+        gw.IdentityProviderUnavailableError,
+        _spec(
+            503,
+            "identity-provider-unavailable",
+            "Identity provider unavailable",
+            headers=_retry_soon,
+        ),
+    ),
+    (
+        gw.DependencyUnavailableError,
+        _spec(503, "not-ready", "Service not ready", "checks", headers=_retry_soon),
+    ),
     # Kernel bases: anything the write side adds later lands on a sensible status.
     (DomainError, _spec(409, "domain-rule-violated", "Command refused by a domain rule")),
-    (ConcurrencyError, _spec(409, "conflict", "Concurrent modification",
-                             "aggregate_id", "expected_version", "actual_version")),
-    (PersistenceError, _spec(503, "store-unavailable", "A backing store is unavailable",
-                             expose_detail=False, headers=_retry_soon)),
+    (
+        ConcurrencyError,
+        _spec(
+            409,
+            "conflict",
+            "Concurrent modification",
+            "aggregate_id",
+            "expected_version",
+            "actual_version",
+        ),
+    ),
+    (
+        PersistenceError,
+        _spec(
+            503,
+            "store-unavailable",
+            "A backing store is unavailable",
+            expose_detail=False,
+            headers=_retry_soon,
+        ),
+    ),
     (ConfigurationError, INTERNAL_ERROR),
 ]
 
-# The write side's errors (``commands/errors.py``), matched by class name so the gateway does not
-# import the write side's modules to build its table.
-_NAME_ENTRIES: list[tuple[str, ProblemSpec]] = [
-    ("NotFoundError", _spec(404, "not-found", "Resource not found",
-                            "aggregate_id", "aggregate_type")),
-    ("AlreadyExistsError", _spec(409, "already-exists", "Resource already exists",
-                                 "aggregate_id", "aggregate_type")),
-    ("InvalidTransitionError", _spec(409, "invalid-transition", "Command not allowed in this state",
-                                     "current_state", "command", "aggregate_id")),
-    ("InvalidCommandError", _spec(422, "invalid-command", "Command is invalid",
-                                  "reason", "field", "details")),
-    ("InvalidPolicyError", _spec(422, "invalid-policy", "Policy does not compile",
-                                 "reason", "field", "compiler_message")),
-    ("IdempotencyKeyReusedError", _spec(422, "idempotency-key-reused",
-                                        "Idempotency key reused with another request",
-                                        "reason", "key")),
-    ("VoteRejectedError", _spec(409, "vote-rejected", "Vote refused",
-                                "reason", "round_id", "participant")),
-    ("ConflictError", _spec(409, "conflict", "Concurrent modification",
-                            "aggregate_id", "expected_version", "actual_version")),
+# The write side's errors (``omium.commands.errors``), more specific than the kernel bases above.
+_COMMAND_ENTRIES: list[tuple[ErrorKey, ProblemSpec]] = [
+    (
+        commands_errors.NotFoundError,
+        _spec(404, "not-found", "Resource not found", "aggregate_id", "aggregate_type"),
+    ),
+    (
+        commands_errors.AlreadyExistsError,
+        _spec(409, "already-exists", "Resource already exists", "aggregate_id", "aggregate_type"),
+    ),
+    (
+        commands_errors.InvalidTransitionError,
+        _spec(
+            409,
+            "invalid-transition",
+            "Command not allowed in this state",
+            "current_state",
+            "command",
+            "aggregate_id",
+        ),
+    ),
+    (
+        commands_errors.CheckpointPrunedError,
+        _spec(
+            410,
+            "checkpoint-pruned",
+            "Checkpoint was pruned",
+            "reason",
+            "checkpoint_id",
+            "execution_id",
+            "checksum",
+        ),
+    ),
+    (
+        commands_errors.InvalidCommandError,
+        _spec(422, "invalid-command", "Command is invalid", "reason", "field", "details"),
+    ),
+    (
+        commands_errors.InvalidPolicyError,
+        _spec(
+            422, "invalid-policy", "Policy does not compile", "reason", "field", "compiler_message"
+        ),
+    ),
+    (
+        commands_errors.IdempotencyKeyReusedError,
+        _spec(
+            422,
+            "idempotency-key-reused",
+            "Idempotency key reused with another request",
+            "reason",
+            "key",
+        ),
+    ),
+    (
+        commands_errors.VoteRejectedError,
+        _spec(409, "vote-rejected", "Vote refused", "reason", "round_id", "participant"),
+    ),
+    (
+        commands_errors.ConflictError,
+        _spec(
+            409,
+            "conflict",
+            "Concurrent modification",
+            "aggregate_id",
+            "expected_version",
+            "actual_version",
+        ),
+    ),
 ]
 
 _STATUS_ENTRIES: list[tuple[int, ProblemSpec]] = [
@@ -256,10 +358,10 @@ def register_error(
     extensions: tuple[str, ...] = (),
     expose_detail: bool | None = None,
 ) -> None:
-    """Map an error class (or an ``OmiumError`` subclass's name) to a status, for every app.
+    """Map an error class to a status, for every app.
 
     Args:
-        error: The class, or its ``__name__`` (matched only for ``OmiumError`` subclasses).
+        error: The error class (subclasses match unless registered themselves).
         status: The HTTP status to answer with.
         title: A short summary that does not change between occurrences.
         slug: The problem type's last part; derived from the status's default when omitted.
@@ -305,7 +407,8 @@ def _extension_members(spec: ProblemSpec, exc: BaseException) -> dict[str, Any]:
             members[name] = value
     if spec.extras is not None:
         members.update(spec.extras(exc))
-    return jsonable_encoder(members)
+    encoded: dict[str, Any] = jsonable_encoder(members)
+    return encoded
 
 
 def problem_body(
@@ -350,11 +453,16 @@ def render_problem(
         body["request_id"] = request_id
         headers.setdefault("X-Request-ID", request_id)
         if spec.status == 500:
-            log.error("request failed", request_id=request_id, error=type(exc).__name__,
-                      exc_info=exc)
+            log.error(
+                "request failed", request_id=request_id, error=type(exc).__name__, exc_info=exc
+            )
         else:
-            log.warning("request refused: dependency down", request_id=request_id,
-                        status=spec.status, error=type(exc).__name__)
+            log.warning(
+                "request refused: dependency down",
+                request_id=request_id,
+                status=spec.status,
+                error=type(exc).__name__,
+            )
     return ProblemResponse(body, status_code=spec.status, headers=headers)
 
 
@@ -362,9 +470,13 @@ def install_problem_handlers(app: FastAPI, *, table: ProblemTable, type_base: st
     """Route every exception the app can raise through ``render_problem``."""
 
     async def handle(request: Request, exc: Exception) -> ProblemResponse:
-        response = render_problem(exc, instance=request.url.path, table=table,
-                                  type_base=type_base,
-                                  request_id=getattr(request.state, "request_id", None))
+        response = render_problem(
+            exc,
+            instance=request.url.path,
+            table=table,
+            type_base=type_base,
+            request_id=getattr(request.state, "request_id", None),
+        )
         # Read by the audit middleware: why a command was refused.
         request.state.problem_slug = table.lookup(_normalize(exc)).slug
         return response

@@ -20,8 +20,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
-from gateway._principal import Principal
-from gateway.errors import RateLimitedError, RateLimiterUnavailableError
+from omium.gateway._principal import Principal
+from omium.gateway.errors import RateLimitedError, RateLimiterUnavailableError
 from omium.kernel.settings import BucketSettings, RateLimitSettings
 
 log = structlog.get_logger(__name__)
@@ -178,15 +178,22 @@ class RedisRateLimiter:
             log.warning("rate limiter unavailable", error=type(exc).__name__)
             raise RateLimiterUnavailableError() from None
         allowed, *levels = reply
-        return decide(buckets, [float(level) for level in levels], allowed=int(allowed) == 1,
-                      cost=cost)
+        return decide(
+            buckets, [float(level) for level in levels], allowed=int(allowed) == 1, cost=cost
+        )
 
     async def _run(self, keys: list[str], args: list[str | int | float]) -> list[bytes | int]:
         try:
-            return await self._redis.evalsha(TOKEN_BUCKET_SHA, len(keys), *keys, *args)
+            reply: list[bytes | int] = await self._redis.evalsha(
+                TOKEN_BUCKET_SHA, len(keys), *keys, *args
+            )
+            return reply
         except NoScriptError:
             # First call on this server (or after SCRIPT FLUSH / failover): EVAL loads it.
-            return await self._redis.eval(TOKEN_BUCKET_LUA, len(keys), *keys, *args)
+            loaded: list[bytes | int] = await self._redis.eval(
+                TOKEN_BUCKET_LUA, len(keys), *keys, *args
+            )
+            return loaded
 
     async def close(self) -> None:
         """Close the Redis client."""

@@ -11,13 +11,13 @@ import psycopg
 import redis.asyncio as aioredis
 from confluent_kafka.admin import AdminClient
 
-from commands import EVENT_STORE_SCHEMA, CommandApplications, event_store_env
-from gateway._api_keys import ApiKeys, InMemoryApiKeyStore
-from gateway._api_keys_pg import PostgresApiKeyStore
-from gateway._audit import AuditSink, InMemoryAuditSink, LogAuditSink
-from gateway._audit_kafka import KafkaAuditSink
-from gateway._jwt import TokenVerifier
-from gateway._ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
+from omium.commands import EVENT_STORE_SCHEMA, CommandApplications, event_store_env
+from omium.gateway._api_keys import ApiKeys, InMemoryApiKeyStore
+from omium.gateway._api_keys_pg import PostgresApiKeyStore
+from omium.gateway._audit import AuditSink, InMemoryAuditSink, LogAuditSink
+from omium.gateway._audit_kafka import KafkaAuditSink
+from omium.gateway._jwt import TokenVerifier
+from omium.gateway._ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
 from omium.kernel.kafka import admin_client
 from omium.kernel.settings import KafkaSettings, OmiumSettings
 
@@ -48,7 +48,9 @@ class GatewayServices:
     async def aclose(self) -> None:
         """Close every collaborator (each one even if another fails)."""
         results = await asyncio.gather(
-            self.audit.close(), self.rate_limiter.close(), self.api_keys.store.close(),
+            self.audit.close(),
+            self.rate_limiter.close(),
+            self.api_keys.store.close(),
             self._close_commands(),
             return_exceptions=True,
         )
@@ -90,8 +92,9 @@ async def build_services(
     """
     gateway = settings.gateway
     tokens = TokenVerifier.from_settings(settings)
-    store = await PostgresApiKeyStore.connect(settings.postgres.dsn(),
-                                              timeout_s=max(gateway.ready_timeout_s, 5.0))
+    store = await PostgresApiKeyStore.connect(
+        settings.postgres.dsn(), timeout_s=max(gateway.ready_timeout_s, 5.0)
+    )
     commands: CommandApplications | None = None
     try:
         await store.migrate()
@@ -107,7 +110,7 @@ async def build_services(
         raise
     return GatewayServices(
         tokens=tokens,
-        api_keys=ApiKeys(store),
+        api_keys=ApiKeys(store, cache_ttl_s=settings.gateway.api_key_cache_ttl_s),
         rate_limiter=limiter,
         audit=audit,
         readiness=default_readiness(settings),
@@ -166,9 +169,7 @@ class KafkaProbe:
         self._admin.list_topics(timeout=self._timeout_s)
 
 
-async def run_checks(
-    checks: Mapping[str, ReadinessCheck], *, timeout_s: float
-) -> dict[str, str]:
+async def run_checks(checks: Mapping[str, ReadinessCheck], *, timeout_s: float) -> dict[str, str]:
     """Run every check concurrently; ``{name: "ok" | "timeout" | <error class>}``."""
 
     async def one(check: ReadinessCheck) -> str:

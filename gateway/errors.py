@@ -44,6 +44,22 @@ class RequestTooLargeError(GatewayError):
         super().__init__(f"request body exceeds the limit of {max_bytes} bytes")
 
 
+class HeadersTooLargeError(GatewayError):
+    """The request's headers are larger (or more) than the gateway accepts (HTTP 431).
+
+    Attributes:
+        max_bytes: The limit on the headers' total size (names and values).
+        max_count: The limit on their number.
+    """
+
+    def __init__(self, *, max_bytes: int, max_count: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_count = max_count
+        super().__init__(
+            f"request headers exceed the limit of {max_count} headers or {max_bytes} bytes"
+        )
+
+
 class UnsupportedMediaTypeError(GatewayError):
     """A request body was sent with a content type other than JSON.
 
@@ -125,8 +141,7 @@ class RateLimiterUnavailableError(GatewayError):
 
     def __init__(self) -> None:
         super().__init__(
-            "the rate limiter is unavailable, so requests are refused until it is back; "
-            "retry later"
+            "the rate limiter is unavailable, so requests are refused until it is back; retry later"
         )
 
 

@@ -1,11 +1,11 @@
 """Read models fed from Kafka: PostgreSQL, Redis, OpenSearch and Timestream projections.
 
-Each read model is a :class:`~projections.base.Projection` with its own consumer group; run one
-with ``omium project <name>`` and rebuild one with ``omium replay <name>``.
+Each read model is a :class:`~omium.projections.base.Projection` with its own consumer group; run
+one with ``omium project <name>`` and rebuild one with ``omium replay <name>``.
 """
 
-from projections._lag import PartitionLag, projection_lag
-from projections._registry import (
+from omium.projections._lag import PartitionLag, projection_lag
+from omium.projections._registry import (
     FACTORIES,
     ProjectionFactory,
     group_id,
@@ -13,15 +13,15 @@ from projections._registry import (
     open_projection,
     topics_of,
 )
-from projections._replay import (
+from omium.projections._replay import (
     REBUILDS,
     ReplayProgress,
     ReplayReport,
     ReplayVerificationError,
     replay,
 )
-from projections._stores import ReadStores
-from projections.postgres._queries import (
+from omium.projections._stores import ReadStores
+from omium.projections.postgres._queries import (
     ExecutionFilter,
     InvalidCursorError,
     Page,

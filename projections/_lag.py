@@ -10,9 +10,9 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from omium.kernel.errors import PersistenceError
 from omium.kernel.kafka import consumer_config
 from omium.kernel.settings import OmiumSettings
-from projections._registry import KINDS, group_id, open_projection, topics_of
-from projections.base.errors import TopicPartition as TP
-from projections.base.errors import UnknownProjectionError
+from omium.projections._registry import KINDS, group_id, open_projection, topics_of
+from omium.projections.base.errors import TopicPartition as TP
+from omium.projections.base.errors import UnknownProjectionError
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,9 @@ class PartitionLag:
         return max(0, self.end - max(self.position, 0))
 
 
-def projection_lag(name: str, settings: OmiumSettings, *, timeout_s: float = 10.0
-                   ) -> list[PartitionLag]:
+def projection_lag(
+    name: str, settings: OmiumSettings, *, timeout_s: float = 10.0
+) -> list[PartitionLag]:
     """Per partition: the projection's resume point (its store's offsets where it keeps them,
     else its group's committed offsets) and the end offset.
 
@@ -53,20 +54,27 @@ def projection_lag(name: str, settings: OmiumSettings, *, timeout_s: float = 10.
     # A throwaway reader that only asks: it never joins the projection's group.
     probe = Consumer(consumer_config(settings.kafka, f"lag-probe-{uuid.uuid4().hex[:8]}"))
     try:
-        partitions = [TopicPartition(t, p) for t in topics
-                      for p in sorted(probe.list_topics(t, timeout=timeout_s).topics[t].partitions)]
+        partitions = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(probe.list_topics(t, timeout=timeout_s).topics[t].partitions)
+        ]
         if not partitions:
             return []  # the topics do not exist yet: nothing to be behind on
-        ends = probe.offsets_for_times([TopicPartition(tp.topic, tp.partition, -1)
-                                        for tp in partitions], timeout=timeout_s)
-        positions = stored if stored is not None else _committed(settings, name, partitions,
-                                                                 timeout_s)
+        ends = probe.offsets_for_times(
+            [TopicPartition(tp.topic, tp.partition, -1) for tp in partitions], timeout=timeout_s
+        )
+        positions = (
+            stored if stored is not None else _committed(settings, name, partitions, timeout_s)
+        )
     except KafkaException as exc:
         raise PersistenceError(f"cannot read offsets: {exc}") from exc
     finally:
         probe.close()
-    return [PartitionLag(tp.topic, tp.partition, positions.get((tp.topic, tp.partition), -1),
-                         tp.offset) for tp in ends]
+    return [
+        PartitionLag(tp.topic, tp.partition, positions.get((tp.topic, tp.partition), -1), tp.offset)
+        for tp in ends
+    ]
 
 
 def _stored(name: str, settings: OmiumSettings) -> dict[TP, int]:
@@ -77,8 +85,9 @@ def _stored(name: str, settings: OmiumSettings) -> dict[TP, int]:
         projection.close()
 
 
-def _committed(settings: OmiumSettings, name: str, partitions: list[TopicPartition],
-               timeout_s: float) -> dict[TP, int]:
+def _committed(
+    settings: OmiumSettings, name: str, partitions: list[TopicPartition], timeout_s: float
+) -> dict[TP, int]:
     # Asking for committed offsets with the group's id does not join the group.
     reader = Consumer(consumer_config(settings.kafka, group_id(settings.kafka, name)))
     try:

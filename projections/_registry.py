@@ -6,18 +6,19 @@ from collections.abc import Callable
 
 from omium.kernel.kafka import EventCodec, topic_name
 from omium.kernel.settings import KafkaSettings, OmiumSettings
-from projections.base import EventSource, Projection, ProjectionRunner, UnknownProjectionError
-from projections.opensearch import OpenSearchProjection
-from projections.postgres import PostgresProjection, schema_for
-from projections.redis import RedisProjection
-from projections.timestream import TimestreamProjection
+from omium.projections.base import EventSource, Projection, ProjectionRunner, UnknownProjectionError
+from omium.projections.opensearch import OpenSearchProjection
+from omium.projections.postgres import PostgresProjection, schema_for
+from omium.projections.redis import RedisProjection
+from omium.projections.timestream import TimestreamProjection
 
 ProjectionFactory = Callable[[OmiumSettings], Projection]
 
 
 def _postgres(settings: OmiumSettings) -> Projection:
-    return PostgresProjection.open(settings.postgres.dsn(),
-                                   schema=schema_for(settings.kafka.topic_prefix))
+    return PostgresProjection.open(
+        settings.postgres.dsn(), schema=schema_for(settings.kafka.topic_prefix)
+    )
 
 
 def _redis(settings: OmiumSettings) -> Projection:
@@ -25,8 +26,9 @@ def _redis(settings: OmiumSettings) -> Projection:
 
 
 def _opensearch(settings: OmiumSettings) -> Projection:
-    return OpenSearchProjection.open(settings.opensearch.url,
-                                     topic_prefix=settings.kafka.topic_prefix)
+    return OpenSearchProjection.open(
+        settings.opensearch.url, topic_prefix=settings.kafka.topic_prefix
+    )
 
 
 def _timestream(settings: OmiumSettings) -> Projection:
@@ -83,7 +85,11 @@ def live_runner(
 ) -> ProjectionRunner:
     """A runner on the projection's consumer group, resuming from the store's offsets."""
     stored = projection.stored_offsets if projection.keeps_offsets else None
-    source = EventSource.live(kafka, codec, group_id=group_id(kafka, projection.name),
-                              topics=topics_of(projection, kafka), stored_offsets=stored)
-    return ProjectionRunner(projection, source, max_batch=max_batch,
-                            poll_timeout_s=poll_timeout_s)
+    source = EventSource.live(
+        kafka,
+        codec,
+        group_id=group_id(kafka, projection.name),
+        topics=topics_of(projection, kafka),
+        stored_offsets=stored,
+    )
+    return ProjectionRunner(projection, source, max_batch=max_batch, poll_timeout_s=poll_timeout_s)

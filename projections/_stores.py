@@ -12,9 +12,9 @@ import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from omium.kernel.settings import OmiumSettings
-from projections.opensearch import SearchQueries
-from projections.postgres import schema_for
-from projections.postgres._queries import ReadModelQueries
+from omium.projections.opensearch import SearchQueries
+from omium.projections.postgres import schema_for
+from omium.projections.postgres._queries import ReadModelQueries
 
 
 class ReadStores:
@@ -43,8 +43,11 @@ class ReadStores:
             async with self._lock:
                 if self._pool is None:
                     pool = AsyncConnectionPool(
-                        self.settings.postgres.dsn(), min_size=1, max_size=self._pool_size,
-                        kwargs={"autocommit": True, "prepare_threshold": None}, open=False,
+                        self.settings.postgres.dsn(),
+                        min_size=1,
+                        max_size=self._pool_size,
+                        kwargs={"autocommit": True, "prepare_threshold": None},
+                        open=False,
                     )
                     await pool.open()
                     self._pool = pool
@@ -54,15 +57,20 @@ class ReadStores:
         """The Redis client (connections are made on first command)."""
         if self._redis is None:
             # Subscriptions block in XREAD for up to 15 s: the socket timeout must be longer.
-            self._redis = aioredis.from_url(self.settings.redis.url, decode_responses=True,
-                                            socket_timeout=30, socket_connect_timeout=5)
+            self._redis = aioredis.from_url(
+                self.settings.redis.url,
+                decode_responses=True,
+                socket_timeout=30,
+                socket_connect_timeout=5,
+            )
         return self._redis
 
     def opensearch(self) -> httpx.AsyncClient:
         """An HTTP client on the OpenSearch cluster."""
         if self._opensearch is None:
-            self._opensearch = httpx.AsyncClient(base_url=self.settings.opensearch.url,
-                                                 timeout=10.0)
+            self._opensearch = httpx.AsyncClient(
+                base_url=self.settings.opensearch.url, timeout=10.0
+            )
         return self._opensearch
 
     async def aclose(self) -> None:

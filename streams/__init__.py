@@ -1,10 +1,11 @@
 """Stream processors: consensus, recovery and policy decisions, and the command worker.
 
-Each processor is a :class:`streams.base.Processor` run by :class:`streams.base.StreamRuntime`,
-a transactional consume-process-produce loop (exactly once); ``omium worker <name>`` runs one.
+Each processor is a :class:`omium.streams.base.Processor` run by
+:class:`omium.streams.base.StreamRuntime`, a transactional consume-process-produce loop (exactly
+once); ``omium worker <name>`` runs one.
 """
 
-from streams._apps import PROCESSORS, run_processor
-from streams.errors import StreamsError
+from omium.streams._apps import PROCESSORS, run_processor
+from omium.streams.errors import StreamsError
 
 __all__ = ["PROCESSORS", "StreamsError", "run_processor"]

@@ -7,35 +7,51 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
+from omium.kernel.health import HealthBeacon
 from omium.kernel.serde import AvroSerde, SchemaCatalog
 from omium.kernel.settings import OmiumSettings
-from streams.base import Processor, ProcessorConfig, StreamRuntime
+from omium.streams.base import Processor, ProcessorConfig, StreamRuntime
 
 
 def _consensus(settings: OmiumSettings, serde: AvroSerde, stack: ExitStack) -> Processor:
-    from streams.consensus import ConsensusProcessor
+    from omium.streams.consensus import ConsensusProcessor
 
     return ConsensusProcessor()
 
 
 def _commands(settings: OmiumSettings, serde: AvroSerde, stack: ExitStack) -> Processor:
-    from commands import CommandApplications, event_store_env
-    from streams.command_worker import CommandWorker
+    from omium.commands import CommandApplications, event_store_env
+    from omium.streams.command_worker import CommandWorker
 
     apps = stack.enter_context(CommandApplications.create(event_store_env(settings)))
     return CommandWorker(apps)
 
 
 def _policy(settings: OmiumSettings, serde: AvroSerde, stack: ExitStack) -> Processor:
-    from streams.policy import PolicyFeed, PolicyProcessor
+    from omium.streams.policy import PolicyFeed, PolicyProcessor
 
     return PolicyProcessor(PolicyFeed(settings.kafka, serde))
 
 
 def _recovery(settings: OmiumSettings, serde: AvroSerde, stack: ExitStack) -> Processor:
-    from streams.recovery import RecoveryProcessor
+    from omium.streams.recovery import RecoveryProcessor
 
     return RecoveryProcessor()
+
+
+def _diagnosis(settings: OmiumSettings, serde: AvroSerde, stack: ExitStack) -> Processor:
+    from omium.commands import CommandApplications, event_store_env
+    from omium.sdk.providers import providers_from_settings
+    from omium.streams.recovery import DiagnosisProcessor
+
+    apps = stack.enter_context(CommandApplications.create(event_store_env(settings)))
+    return DiagnosisProcessor(apps, providers_from_settings(settings.llm), settings.llm)
+
+
+def _approvals(settings: OmiumSettings, serde: AvroSerde, stack: ExitStack) -> Processor:
+    from omium.streams.approvals import ApprovalDeadlineProcessor
+
+    return ApprovalDeadlineProcessor()
 
 
 PROCESSORS: dict[str, Callable[[OmiumSettings, AvroSerde, ExitStack], Processor]] = {
@@ -43,6 +59,8 @@ PROCESSORS: dict[str, Callable[[OmiumSettings, AvroSerde, ExitStack], Processor]
     "commands": _commands,
     "policy": _policy,
     "recovery": _recovery,
+    "diagnosis": _diagnosis,
+    "approvals": _approvals,
 }
 """Processor name -> builder; ``omium worker <name>`` runs one."""
 
@@ -52,6 +70,7 @@ def run_processor(
     settings: OmiumSettings,
     *,
     stop: threading.Event,
+    health: HealthBeacon | None = None,
     **config_overrides: Any,
 ) -> dict[str, int]:
     """Run processor ``name`` until ``stop`` is set; return its counters.
@@ -60,6 +79,7 @@ def run_processor(
         name: A key of :data:`PROCESSORS`.
         settings: Omium settings (Kafka, PostgreSQL, schemas folder, data folder).
         stop: Set it (e.g. from a signal handler) to leave the group cleanly.
+        health: Where the instance's heartbeat goes (none: no heartbeat).
         config_overrides: :class:`ProcessorConfig` fields, e.g. ``instance_id``.
 
     Raises:
@@ -70,6 +90,6 @@ def run_processor(
     serde = AvroSerde(SchemaCatalog.from_directory(settings.schemas_dir))
     config = ProcessorConfig.from_settings(name, settings, **config_overrides)
     with ExitStack() as stack:
-        runtime = StreamRuntime(build(settings, serde, stack), config, serde=serde)
+        runtime = StreamRuntime(build(settings, serde, stack), config, serde=serde, health=health)
         runtime.run(stop)
         return dict(runtime.stats)

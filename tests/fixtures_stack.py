@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.localstack import LocalStack
+from omium.infra.localstack import LocalStack
 from omium.kernel.settings import OmiumSettings, load_settings
 
 

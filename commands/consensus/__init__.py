@@ -1,6 +1,6 @@
 """Consensus rounds, and the pure rule logic the consensus stream processor reuses."""
 
-from commands.consensus._rules import (
+from omium.commands.consensus._rules import (
     Evaluation,
     FailureReason,
     RoundRule,
@@ -11,8 +11,8 @@ from commands.consensus._rules import (
     evaluate,
     tally_votes,
 )
-from commands.consensus.application import ConsensusApplication, ConsensusRoundView
-from commands.consensus.domain import ConsensusRound
+from omium.commands.consensus.application import ConsensusApplication, ConsensusRoundView
+from omium.commands.consensus.domain import ConsensusRound
 
 __all__ = [
     # Aggregate

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 
-from commands.errors import InvalidCommandError
+from omium.commands.errors import InvalidCommandError
 
 
 class Rule(StrEnum):

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from commands._application import CommandApplication, check_tenant_id, command_handler
-from commands._result import Outcome
-from commands.consensus._rules import Evaluation
-from commands.consensus.domain import ConsensusRound
+from omium.commands._application import CommandApplication, check_tenant_id, command_handler
+from omium.commands._result import Outcome
+from omium.commands.consensus._rules import Evaluation
+from omium.commands.consensus.domain import ConsensusRound
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class ConsensusApplication(CommandApplication):
         k: int | None = None,
         subject: str | None = None,
         execution_id: UUID | None = None,
+        round_id: UUID | None = None,
         now: datetime | None = None,
         idempotency_key: str | None = None,
     ) -> ConsensusRound:
@@ -78,6 +79,8 @@ class ConsensusApplication(CommandApplication):
             k: Agreeing votes needed, ``k_of_n`` only.
             subject: What is being decided.
             execution_id: The run the round belongs to.
+            round_id: The round's id (default: a new random one); a round that exists already
+                makes this a conflict.
             now: The current time (default: the application's clock).
             idempotency_key: See the class docstring.
 
@@ -95,6 +98,7 @@ class ConsensusApplication(CommandApplication):
             k=k,
             subject=subject,
             execution_id=execution_id,
+            round_id=round_id,
         )
 
     @command_handler

@@ -8,12 +8,13 @@ private ``@event`` method, whose body only applies the change (it also runs on r
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from commands._domain import TenantScoped
-from commands.consensus._rules import (
+from omium.commands._domain import TenantScoped
+from omium.commands.consensus._rules import (
     Evaluation,
     FailureReason,
     RoundRule,
@@ -21,7 +22,7 @@ from commands.consensus._rules import (
     evaluate,
     tally_votes,
 )
-from commands.errors import InvalidCommandError, VoteRejectedError
+from omium.commands.errors import InvalidCommandError, VoteRejectedError
 
 
 class ConsensusRound(TenantScoped, Aggregate):
@@ -58,8 +59,12 @@ class ConsensusRound(TenantScoped, Aggregate):
         k: int | None = None,
         subject: str | None = None,
         execution_id: UUID | None = None,
+        round_id: UUID | None = None,
     ) -> ConsensusRound:
-        """Open a round; it gets a new random id.
+        """Open a round, with a new random id unless ``round_id`` is given.
+
+        A workflow's consensus step names its round (derived from the run, the step and the
+        run's rollbacks), so a retried step finds the round it opened before.
 
         Raises:
             InvalidCommandError: Bad participants, rule parameters or deadline.
@@ -71,7 +76,11 @@ class ConsensusRound(TenantScoped, Aggregate):
                 reason="invalid_deadline",
                 field="deadline",
             )
-        return cls(
+        # The created event of the decorated __init__ (named by @event), with an id given.
+        opened: Any = getattr(cls, "ConsensusRoundOpened")  # noqa: B009 - made by @event
+        return cls._create(
+            opened,
+            id=round_id,  # None: create_id() gives a random one
             tenant_id=tenant_id,
             participants=list(participants),
             rule=rule,

@@ -1,6 +1,6 @@
 """Executions: runs of workflows as an explicit state machine."""
 
-from commands.executions._records import (
+from omium.commands.executions._records import (
     INLINE_STATE_MAX_BYTES,
     ApprovalAction,
     ApprovalStatus,
@@ -8,19 +8,25 @@ from commands.executions._records import (
     CheckpointStorage,
     StepStatus,
 )
-from commands.executions._states import (
+from omium.commands.executions._states import (
     ALLOWED_STATES,
     TERMINAL_STATES,
     ExecutionState,
 )
-from commands.executions._views import (
+from omium.commands.executions._suggestion_commands import SuggestionsView, SuggestionView
+from omium.commands.executions._suggestions import (
+    FIX_ACTIONS,
+    RecoverySuggestions,
+    SuggestionStatus,
+)
+from omium.commands.executions._views import (
     ApprovalView,
     CheckpointView,
     ExecutionView,
     StepView,
 )
-from commands.executions.application import ExecutionsApplication
-from commands.executions.domain import Execution
+from omium.commands.executions.application import ExecutionsApplication
+from omium.commands.executions.domain import Execution
 
 __all__ = [
     # Aggregate and its state machine
@@ -41,4 +47,10 @@ __all__ = [
     "ExecutionView",
     "ExecutionsApplication",
     "StepView",
+    # Recovery suggestions
+    "FIX_ACTIONS",
+    "RecoverySuggestions",
+    "SuggestionStatus",
+    "SuggestionView",
+    "SuggestionsView",
 ]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from commands.errors import InvalidCommandError
+from omium.commands.errors import InvalidCommandError
 
 INLINE_STATE_MAX_BYTES = 256 * 1024
 """Largest state blob carried inline in an event; larger blobs go to object storage."""
@@ -46,6 +48,8 @@ class ApprovalAction(StrEnum):
 
     APPROVE = "approve"
     REJECT = "reject"
+    ESCALATE = "escalate"
+    """Only as a default: at the deadline the approval passes to its escalation's deciders."""
 
 
 class ApprovalStatus(StrEnum):
@@ -84,6 +88,9 @@ class CheckpointRecord:
     Attributes:
         sequence: The execution's version when the checkpoint was recorded (orders checkpoints).
         steps_at: The steps as they were when the checkpoint was taken, restored by a rollback.
+        created_at: When it was recorded (its event's timestamp).
+        pruned: Retention pruned it: its record stays, its state does not (``inline_state`` is
+            dropped, an object may be collected), so nothing may restore it.
     """
 
     checkpoint_id: str
@@ -96,11 +103,22 @@ class CheckpointRecord:
     object_key: str | None
     sequence: int
     steps_at: dict[str, StepRecord] = field(default_factory=dict)
+    created_at: datetime | None = None
+    pruned: bool = False
+
+
+APPROVER_ROLES = ("viewer", "developer", "operator", "admin")
+"""Roles an approval may require of its decider, weakest first (the gateway's roles)."""
 
 
 @dataclass
 class ApprovalRecord:
-    """A human approval gating one step."""
+    """A human approval gating one step.
+
+    Attributes:
+        approvers: The principals (``sub``) who may decide; empty: anyone allowed to.
+        approver_role: The least role a decider must hold, if the request named one.
+    """
 
     step_id: str
     status: ApprovalStatus
@@ -110,6 +128,93 @@ class ApprovalRecord:
     decided_by: str | None = None
     comment: str | None = None
     by_default: bool = False
+    approvers: list[str] = field(default_factory=list)
+    approver_role: str | None = None
+    escalation: EscalationRecord | None = None
+    escalated_at: datetime | None = None
+    """When the deadline passed the approval on to its escalation's deciders (else None)."""
+
+
+@dataclass(frozen=True)
+class EscalationRecord:
+    """Who decides an approval whose default is ``escalate`` once its first deadline passed.
+
+    Attributes:
+        approvers: The principals who may decide once escalated; empty: anyone allowed to.
+        approver_role: The least role of a decider once escalated.
+        timeout_s: How long they have, from the moment of escalation.
+        default_action: ``approve`` or ``reject`` when they do not decide in time either.
+    """
+
+    approvers: tuple[str, ...]
+    approver_role: str | None
+    timeout_s: float
+    default_action: ApprovalAction
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain data (as an event stores it)."""
+        return {
+            "approvers": list(self.approvers),
+            "approver_role": self.approver_role,
+            "timeout_s": self.timeout_s,
+            "default_action": self.default_action.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EscalationRecord:
+        """The record from the plain data of :meth:`to_dict`."""
+        return cls(
+            approvers=tuple(data.get("approvers") or ()),
+            approver_role=data.get("approver_role"),
+            timeout_s=float(data["timeout_s"]),
+            default_action=ApprovalAction(data["default_action"]),
+        )
+
+
+def check_escalation(
+    default_action: str, escalation: Mapping[str, Any] | None
+) -> EscalationRecord | None:
+    """The escalation of an approval, checked against its default action.
+
+    ``escalate`` needs an escalation (``approvers`` and/or ``approver_role``, ``timeout_s``,
+    ``default_action`` approve or reject); any other default must not have one.
+
+    Raises:
+        InvalidCommandError: ``invalid_escalation``.
+    """
+    if default_action != ApprovalAction.ESCALATE:
+        if escalation is not None:
+            raise _invalid(
+                "an escalation needs default_action escalate", "invalid_escalation", "escalation"
+            )
+        return None
+    if not isinstance(escalation, Mapping):
+        raise _invalid(
+            "default_action escalate needs an escalation (who decides next, and how long)",
+            "invalid_escalation",
+            "escalation",
+        )
+    timeout = escalation.get("timeout_s")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise _invalid(
+            "escalation.timeout_s must be a positive number", "invalid_escalation", "escalation"
+        )
+    action = escalation.get("default_action", ApprovalAction.REJECT.value)
+    if action not in (ApprovalAction.APPROVE.value, ApprovalAction.REJECT.value):
+        raise _invalid(
+            "escalation.default_action must be approve or reject",
+            "invalid_escalation",
+            "escalation",
+        )
+    role = escalation.get("approver_role")
+    named = check_approvers(escalation.get("approvers"), role)
+    if not named and role is None:
+        raise _invalid(
+            "an escalation names its approvers and/or approver_role",
+            "invalid_escalation",
+            "escalation",
+        )
+    return EscalationRecord(tuple(named), role, float(timeout), ApprovalAction(action))
 
 
 def check_checkpoint_blob(
@@ -166,6 +271,55 @@ def _check_inline(
         raise _invalid("inline state does not match its checksum", "checksum_mismatch", "checksum")
 
 
+def check_approvers(approvers: Sequence[str] | None, approver_role: str | None) -> list[str]:
+    """The approvers as a sorted list without repeats; refuse a blank name or an unknown role.
+
+    Raises:
+        InvalidCommandError: ``invalid_approvers`` or ``invalid_approver_role``.
+    """
+    if approver_role is not None and approver_role not in APPROVER_ROLES:
+        raise _invalid(
+            f"approver_role must be one of: {', '.join(APPROVER_ROLES)}",
+            "invalid_approver_role",
+            "approver_role",
+        )
+    if approvers is None:
+        return []
+    if isinstance(approvers, str) or not all(
+        isinstance(name, str) and name.strip() for name in approvers
+    ):
+        raise _invalid("approvers must be a list of names", "invalid_approvers", "approvers")
+    return sorted(set(approvers))
+
+
+def check_decider(
+    approval: ApprovalRecord, decided_by: str, decider_roles: Sequence[str] | None
+) -> None:
+    """Refuse a decider the approval does not allow (``not_an_approver``).
+
+    The role is checked only when the caller's roles are known (``decider_roles``).
+    """
+    if approval.approvers and decided_by not in approval.approvers:
+        raise InvalidCommandError(
+            f"{decided_by} may not decide the approval of step {approval.step_id!r}: "
+            f"its approvers are {', '.join(approval.approvers)}",
+            reason="not_an_approver",
+            field="decided_by",
+            details={"approvers": list(approval.approvers)},
+        )
+    required = approval.approver_role
+    if required is None or decider_roles is None:
+        return
+    ranks = [APPROVER_ROLES.index(role) for role in decider_roles if role in APPROVER_ROLES]
+    if max(ranks, default=-1) < APPROVER_ROLES.index(required):
+        raise InvalidCommandError(
+            f"the approval of step {approval.step_id!r} needs a decider with role {required}",
+            reason="not_an_approver",
+            field="decided_by",
+            details={"approver_role": required},
+        )
+
+
 def check_choice(value: str, allowed: type[StrEnum], field_name: str) -> None:
     """Refuse a value outside a closed set of choices."""
     if value not in {member.value for member in allowed}:
@@ -202,3 +356,47 @@ def json_object_copy(value: object, field_name: str) -> dict[str, Any]:
             f"{field_name} is not JSON-compatible: {exc}", "not_json", field_name
         ) from None
     return copy
+
+
+USAGE_FIELDS = ("tokens_in", "tokens_out", "cost_usd", "model")
+"""What a step's LLM usage may name (``StepCompleted``)."""
+
+
+def check_usage_number(value: object, field_name: str, *, integer: bool) -> float:
+    """A usage count or limit as a float; refused unless a finite number >= 0 (an int when
+    ``integer``).
+
+    Raises:
+        InvalidCommandError: ``invalid_<field_name>``.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if not integer and isinstance(value, float) and math.isfinite(value) and value >= 0:
+        return value
+    kind = "an integer" if integer else "a number"
+    raise _invalid(
+        f"{field_name} must be {kind} of at least 0", f"invalid_{field_name}", field_name
+    )
+
+
+def check_step_usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``StepCompleted`` usage fields of ``usage`` (missing ones: 0, ``None``), checked.
+
+    Raises:
+        InvalidCommandError: ``invalid_usage`` (an unknown key) or ``invalid_<field>``.
+    """
+    usage = usage or {}
+    unknown = sorted(set(usage) - set(USAGE_FIELDS))
+    if unknown:
+        raise _invalid(f"usage has unknown fields: {', '.join(unknown)}", "invalid_usage", "usage")
+    model = usage.get("model")
+    if model is not None:
+        check_text(model, "model")
+    return {
+        "tokens_in": int(check_usage_number(usage.get("tokens_in", 0), "tokens_in", integer=True)),
+        "tokens_out": int(
+            check_usage_number(usage.get("tokens_out", 0), "tokens_out", integer=True)
+        ),
+        "cost_usd": check_usage_number(usage.get("cost_usd", 0.0), "cost_usd", integer=False),
+        "model": model,
+    }

@@ -10,7 +10,7 @@
                  running ──complete──► completed
 
 Commands are named as the application's handlers (``complete_execution``), so the name in an
-:class:`~commands.errors.InvalidTransitionError` is the one the caller used.
+:class:`~omium.commands.errors.InvalidTransitionError` is the one the caller used.
 
 Steps of other branches keep going while an approval is pending (one branch's wait never blocks
 another), so step commands are allowed in ``waiting_for_approval`` too; only the gated step is
@@ -22,7 +22,7 @@ from __future__ import annotations
 from enum import StrEnum
 from uuid import UUID
 
-from commands.errors import InvalidTransitionError
+from omium.commands.errors import InvalidTransitionError
 
 
 class ExecutionState(StrEnum):

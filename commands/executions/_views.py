@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from commands.executions._records import ApprovalRecord, CheckpointRecord, StepRecord
-from commands.executions.domain import Execution
+from omium.commands.executions._records import ApprovalRecord, CheckpointRecord, StepRecord
+from omium.commands.executions.domain import Execution
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,11 @@ class StepView:
 
 @dataclass(frozen=True)
 class CheckpointView:
-    """A checkpoint's description; ``inline_state`` is only filled by ``get_checkpoint``."""
+    """A checkpoint's description; ``inline_state`` is only filled by ``get_checkpoint``.
+
+    ``state`` is ``available``, or ``pruned`` once retention let its state go (the record
+    stays; nothing may restore it).
+    """
 
     checkpoint_id: str
     step_id: str
@@ -43,6 +47,8 @@ class CheckpointView:
     object_key: str | None
     sequence: int
     inline_state: bytes | None = None
+    state: str = "available"
+    created_at: datetime | None = None
 
     @classmethod
     def of(cls, checkpoint: CheckpointRecord, *, with_state: bool = False) -> CheckpointView:
@@ -57,6 +63,8 @@ class CheckpointView:
             object_key=checkpoint.object_key,
             sequence=checkpoint.sequence,
             inline_state=checkpoint.inline_state if with_state else None,
+            state="pruned" if checkpoint.pruned else "available",
+            created_at=checkpoint.created_at,
         )
 
 
@@ -72,6 +80,10 @@ class ApprovalView:
     decided_by: str | None
     comment: str | None
     by_default: bool
+    approvers: tuple[str, ...] = ()
+    approver_role: str | None = None
+    escalation: dict[str, Any] | None = None
+    escalated_at: datetime | None = None
 
     @classmethod
     def of(cls, approval: ApprovalRecord) -> ApprovalView:
@@ -85,6 +97,10 @@ class ApprovalView:
             decided_by=approval.decided_by,
             comment=approval.comment,
             by_default=approval.by_default,
+            approvers=tuple(approval.approvers),
+            approver_role=approval.approver_role,
+            escalation=None if approval.escalation is None else approval.escalation.to_dict(),
+            escalated_at=approval.escalated_at,
         )
 
 
@@ -97,6 +113,8 @@ class ExecutionView:
             ``failed``, ``halted``, ``cancelled``.
         outcome: Output / error / halt or cancel reason once the run is over, else empty.
         version: The aggregate version (for ``expected_version``).
+        parent_execution_id: The run this one was forked from, if it is a fork.
+        forked_from_checkpoint_id: The parent's checkpoint the fork started from.
     """
 
     id: UUID
@@ -113,6 +131,8 @@ class ExecutionView:
     started_at: datetime
     modified_at: datetime
     version: int
+    parent_execution_id: UUID | None = None
+    forked_from_checkpoint_id: str | None = None
 
     @classmethod
     def of(cls, execution: Execution) -> ExecutionView:
@@ -132,4 +152,6 @@ class ExecutionView:
             started_at=execution.created_on,
             modified_at=execution.modified_on,
             version=execution.version,
+            parent_execution_id=execution.parent_execution_id,
+            forked_from_checkpoint_id=execution.forked_from_checkpoint_id,
         )

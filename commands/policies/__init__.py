@@ -1,8 +1,8 @@
 """Policies: versioned Rego modules with an enforcement mode."""
 
-from commands.policies._rego import check_module_compiles, module_package
-from commands.policies.application import PoliciesApplication, PolicyView
-from commands.policies.domain import Policy, PolicyMode, policy_id
+from omium.commands.policies._rego import check_module_compiles, module_package
+from omium.commands.policies.application import PoliciesApplication, PolicyView
+from omium.commands.policies.domain import Policy, PolicyMode, policy_id
 
 __all__ = [
     # Aggregate

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from commands.errors import InvalidPolicyError
+from omium.commands.errors import InvalidPolicyError
 from omium.kernel.rego import LogLevel, RegoError, rego_shared
 
 _ERROR_AT = re.compile(r"\(error \d+:(?P<file>[^|\s]*)\|(?P<offset>\d+)\|")

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from commands._application import CommandApplication, check_tenant_id, command_handler
-from commands._result import Outcome
-from commands.errors import ConflictError, InvalidCommandError, NotFoundError
-from commands.policies.domain import Policy
-from commands.policies.domain import policy_id as derive_policy_id
+from omium.commands._application import CommandApplication, check_tenant_id, command_handler
+from omium.commands._result import Outcome
+from omium.commands.errors import ConflictError, InvalidCommandError, NotFoundError
+from omium.commands.policies.domain import Policy
+from omium.commands.policies.domain import policy_id as derive_policy_id
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, CanMutateAggregate
 from eventsourcing.utils import get_topic
 
-from commands._domain import TenantScoped
-from commands.errors import InvalidCommandError
-from commands.policies._rego import check_module_compiles
+from omium.commands._domain import TenantScoped
+from omium.commands.errors import InvalidCommandError
+from omium.commands.policies._rego import check_module_compiles
 
 POLICY_NAMESPACE = UUID("0c6f5e1a-8d2b-4b7e-9f3c-5a1d2e3f4b02")
 """Namespace of the name-based (uuid5) policy ids."""

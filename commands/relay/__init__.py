@@ -11,17 +11,17 @@ Each stored event becomes one Avro event on ``<prefix>.<area>``, keyed by its ag
 ``docs/architecture.md`` ("Outbox relay") for the guarantees.
 """
 
-from commands.relay._batch import BatchEncoder, EncodedBatch, stored_event_json
-from commands.relay._map_all import ALL_MAPPINGS
-from commands.relay._mapping import (
+from omium.commands.relay._batch import BatchEncoder, EncodedBatch, stored_event_json
+from omium.commands.relay._map_all import ALL_MAPPINGS
+from omium.commands.relay._mapping import (
     EVENT_ID_NAMESPACE,
     EncodedEvent,
     EventEncoder,
     PayloadMapping,
     event_id_for,
 )
-from commands.relay._publisher import OutgoingMessage, TransactionalPublisher
-from commands.relay._relay import (
+from omium.commands.relay._publisher import OutgoingMessage, TransactionalPublisher
+from omium.commands.relay._relay import (
     OutboxRelay,
     ProgressCallback,
     RelayOptions,
@@ -29,15 +29,15 @@ from commands.relay._relay import (
     default_transactional_id,
     sources_of,
 )
-from commands.relay._sources import LogSource
-from commands.relay._store import (
+from omium.commands.relay._sources import START, LogSource, Position, RelayNotification
+from omium.commands.relay._store import (
     CHAIN_HEADS_TABLE,
     POSITIONS_TABLE,
     ChainLink,
     PostgresRelayStore,
 )
-from commands.relay._wakeup import Wakeup
-from commands.relay.errors import (
+from omium.commands.relay._wakeup import Wakeup
+from omium.commands.relay.errors import (
     PublishError,
     RelayError,
     RelayStoreError,
@@ -62,12 +62,15 @@ __all__ = [
     "BatchEncoder",
     "EncodedBatch",
     "LogSource",
+    "RelayNotification",
     "OutgoingMessage",
     "TransactionalPublisher",
     "Wakeup",
     "sources_of",
     "stored_event_json",
     # Position and chain heads
+    "START",
+    "Position",
     "CHAIN_HEADS_TABLE",
     "POSITIONS_TABLE",
     "ChainLink",

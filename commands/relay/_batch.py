@@ -15,11 +15,11 @@ from typing import Any
 import structlog
 from eventsourcing.persistence import Notification, StoredEvent
 
-from commands.relay._mapping import EncodedEvent, EventEncoder
-from commands.relay._publisher import OutgoingMessage
-from commands.relay._sources import LogSource
-from commands.relay._store import ChainLink
-from commands.relay.errors import UnmappableEventError
+from omium.commands.relay._mapping import EncodedEvent, EventEncoder
+from omium.commands.relay._publisher import OutgoingMessage
+from omium.commands.relay._sources import LogSource, Position, RelayNotification
+from omium.commands.relay._store import ChainLink
+from omium.commands.relay.errors import UnmappableEventError
 from omium.kernel.events import GENESIS_HASH
 from omium.kernel.kafka import DeadLetter
 
@@ -36,7 +36,7 @@ class EncodedBatch:
     Attributes:
         messages: Events and dead letters, in notification order.
         heads: The new chain head of every aggregate in the batch.
-        positions: The last notification id of each application in the batch.
+        positions: The position after the last notification of each application in the batch.
         relayed: How many events were encoded.
         dead_lettered: How many stored events went to the DLQ instead.
         newest_at: ``occurred_at`` of the last relayed event, for the lag report.
@@ -44,7 +44,7 @@ class EncodedBatch:
 
     messages: list[OutgoingMessage] = field(default_factory=list)
     heads: dict[str, ChainLink] = field(default_factory=dict)
-    positions: dict[str, int] = field(default_factory=dict)
+    positions: dict[str, Position] = field(default_factory=dict)
     relayed: int = 0
     dead_lettered: int = 0
     newest_at: datetime | None = None
@@ -85,7 +85,7 @@ class BatchEncoder:
             for notification in notifications:
                 self._encode_one(source, notification, current, out)
             if notifications:
-                out.positions[source.name] = notifications[-1].id
+                out.positions[source.name] = _position_of(notifications[-1])
         return out
 
     def _encode_one(
@@ -233,3 +233,8 @@ def stored_event_json(application: str, notification: Notification) -> bytes:
         key: state,
     }
     return json.dumps(document, sort_keys=True).encode()
+
+
+def _position_of(notification: Notification) -> Position:
+    tx_id = notification.tx_id if isinstance(notification, RelayNotification) else 0
+    return Position(tx_id, notification.id)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from commands.relay import _map_consensus, _map_executions, _map_policies, _map_workflows
-from commands.relay._mapping import PayloadMapping
+from omium.commands.relay import (
+    _map_consensus,
+    _map_executions,
+    _map_limits,
+    _map_policies,
+    _map_suggestions,
+    _map_workflows,
+)
+from omium.commands.relay._mapping import PayloadMapping
 
 ALL_MAPPINGS: dict[str, PayloadMapping] = {
     **_map_workflows.MAPPINGS,
+    **_map_limits.MAPPINGS,
     **_map_executions.MAPPINGS,
+    **_map_suggestions.MAPPINGS,
     **_map_consensus.MAPPINGS,
     **_map_policies.MAPPINGS,
 }

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from commands.consensus import ConsensusRound
-from commands.relay._mapping import PayloadMapping, area_mappings, float_map
+from omium.commands.consensus import ConsensusRound
+from omium.commands.relay._mapping import PayloadMapping, area_mappings, float_map
 
 
 def round_opened(event: Any) -> dict[str, Any]:

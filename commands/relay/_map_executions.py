@@ -1,8 +1,9 @@
 """Execution events → Avro (area ``executions``).
 
 Free-form JSON (run input, step and run output) becomes deterministic JSON text. What the domain
-does not record (durations, token counts and costs, worker ids, approval ids, who cancelled) is
-null, never guessed; telemetry supplies durations and costs on ``omium.traces``. A halted run is
+does not record (durations, worker ids, approval ids, who cancelled) is null, never guessed;
+telemetry supplies durations on ``omium.traces``. A step's token counts and cost are the sums
+its worker recorded on ``StepCompleted``. A halted run is
 not resumable: ``halted`` is a terminal state of the execution state machine.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from commands.executions import Execution
-from commands.relay._mapping import PayloadMapping, area_mappings, json_text
+from omium.commands.executions import Execution
+from omium.commands.relay._mapping import PayloadMapping, area_mappings, json_text
 
 
 def execution_started(event: Any) -> dict[str, Any]:
-    """``ExecutionStarted``: the workflow version and the input."""
+    """``ExecutionStarted``: the workflow version, the input and the budget (none recorded on
+    runs started before budgets were)."""
     return {
         "workflow_id": event.workflow_id,
         "workflow_version": event.workflow_version,
@@ -24,10 +26,44 @@ def execution_started(event: Any) -> dict[str, Any]:
         "parent_execution_id": None,
         "forked_from_checkpoint_id": None,
         "started_by": None,
-        "max_cost_usd": None,
-        "max_tokens": None,
+        "max_cost_usd": getattr(event, "max_cost_usd", None),
+        "max_tokens": getattr(event, "max_tokens", None),
         "labels": {},
     }
+
+
+def execution_forked(event: Any) -> dict[str, Any]:
+    """``ExecutionForked`` → ``ExecutionStarted`` v2 with trigger ``fork`` and where it starts.
+
+    ``forked_from_checkpoint_id`` (a UUID field of v1) stays null: checkpoint ids are not always
+    UUIDs, so the parent's checkpoint is named in ``fork.checkpoint_id``.
+    """
+    return {
+        **execution_started(event),
+        "trigger": "fork",
+        "parent_execution_id": event.parent_execution_id,
+        "fork": {
+            "checkpoint_id": event.forked_from_checkpoint_id,
+            "checkpoint_step_id": event.checkpoint_step_id,
+            "checkpoint_position": event.checkpoint_position,
+            "parent_workflow_version": event.parent_workflow_version,
+            "state_edited": bool(event.state_edited),
+            "start_checkpoint_id": event.start_checkpoint_id,
+            "steps": [
+                {
+                    "step_id": step["step_id"],
+                    "status": step["status"],
+                    "agent": step.get("agent"),
+                    "output_json": _json_or_none(step.get("output")),
+                }
+                for step in event.steps
+            ],
+        },
+    }
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json_text(value)
 
 
 def step_scheduled(event: Any) -> dict[str, Any]:
@@ -49,16 +85,17 @@ def step_started(event: Any) -> dict[str, Any]:
 
 
 def step_completed(event: Any) -> dict[str, Any]:
-    """``StepCompleted`` (v2): the attempt's output (``"null"`` when it had none)."""
+    """``StepCompleted`` (v2): the attempt's output (``"null"`` when it had none) and what its
+    LLM calls used (0 on steps completed before the worker reported it)."""
     return {
         "step_id": event.step_id,
         "attempt": event.attempt,
         "output_json": json_text(event.output),
         "duration_ms": None,
-        "tokens_in": 0,
-        "tokens_out": 0,
-        "cost_usd": 0.0,
-        "model": None,
+        "tokens_in": int(getattr(event, "tokens_in", 0) or 0),
+        "tokens_out": int(getattr(event, "tokens_out", 0) or 0),
+        "cost_usd": float(getattr(event, "cost_usd", 0.0) or 0.0),
+        "model": getattr(event, "model", None),
     }
 
 
@@ -92,6 +129,26 @@ def checkpoint_created(event: Any) -> dict[str, Any]:
     }
 
 
+def checkpoints_pruned(event: Any) -> dict[str, Any]:
+    """``CheckpointsPruned``: which checkpoints went (ids, checksums) and under which rule."""
+    return {
+        "checkpoints": [
+            {
+                "checkpoint_id": pruned["checkpoint_id"],
+                "step_id": pruned["step_id"],
+                "checksum_sha256": pruned["checksum"],
+                "size_bytes": pruned["size"],
+                "storage": pruned["storage"],
+                "object_key": pruned.get("object_key"),
+            }
+            for pruned in event.checkpoints
+        ],
+        "keep_last": event.keep_last,
+        "max_age_s": event.max_age_s,
+        "pruned_at": event.pruned_at,
+    }
+
+
 def execution_rolled_back(event: Any) -> dict[str, Any]:
     """``ExecutionRolledBack``: the checkpoint, its step and position."""
     return {
@@ -112,10 +169,38 @@ def approval_requested(event: Any) -> dict[str, Any]:
         "step_id": event.step_id,
         "prompt": event.prompt,
         "context_json": None,
-        "approvers": [],
+        # Stored before approvers existed: none, as these requests were always mapped.
+        "approvers": list(getattr(event, "approvers", None) or []),
         "deadline": event.deadline,
         "default_action": event.default_action,
         "branch": None,
+        "approver_role": getattr(event, "approver_role", None),
+        "escalation": _escalation(getattr(event, "escalation", None)),
+    }
+
+
+def _escalation(escalation: dict[str, Any] | None) -> dict[str, Any] | None:
+    if escalation is None:
+        return None
+    return {
+        "approvers": list(escalation.get("approvers") or []),
+        "approver_role": escalation.get("approver_role"),
+        "timeout_ms": round(float(escalation["timeout_s"]) * 1000),
+        "default_action": escalation["default_action"],
+    }
+
+
+def approval_escalated(event: Any) -> dict[str, Any]:
+    """``HumanApprovalEscalated``: who decides from now on, the new deadline and default."""
+    return {
+        "approval_id": None,
+        "step_id": event.step_id,
+        "approvers": list(event.approvers),
+        "approver_role": event.approver_role,
+        "previous_deadline": event.previous_deadline,
+        "escalated_at": event.escalated_at,
+        "deadline": event.deadline,
+        "default_action": event.default_action,
     }
 
 
@@ -183,15 +268,16 @@ MAPPINGS = area_mappings(
     Execution,
     {
         "ExecutionStarted": PayloadMapping("ExecutionStarted", 1, execution_started),
+        "ExecutionForked": PayloadMapping("ExecutionStarted", 2, execution_forked),
         "StepScheduled": PayloadMapping("StepScheduled", 1, step_scheduled),
         "StepStarted": PayloadMapping("StepStarted", 1, step_started),
         "StepCompleted": PayloadMapping("StepCompleted", 2, step_completed),
         "StepFailed": PayloadMapping("StepFailed", 1, step_failed),
         "CheckpointCreated": PayloadMapping("CheckpointCreated", 1, checkpoint_created),
         "ExecutionRolledBack": PayloadMapping("ExecutionRolledBack", 1, execution_rolled_back),
-        "HumanApprovalRequested": PayloadMapping(
-            "HumanApprovalRequested", 1, approval_requested
-        ),
+        "CheckpointsPruned": PayloadMapping("CheckpointsPruned", 1, checkpoints_pruned),
+        "HumanApprovalRequested": PayloadMapping("HumanApprovalRequested", 2, approval_requested),
+        "HumanApprovalEscalated": PayloadMapping("HumanApprovalEscalated", 1, approval_escalated),
         "HumanApprovalGranted": PayloadMapping("HumanApprovalGranted", 1, approval_granted),
         "HumanApprovalRejected": PayloadMapping("HumanApprovalRejected", 1, approval_rejected),
         "ExecutionCompleted": PayloadMapping("ExecutionCompleted", 1, execution_completed),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from commands.policies import Policy
-from commands.relay._mapping import PayloadMapping, area_mappings
+from omium.commands.policies import Policy
+from omium.commands.relay._mapping import PayloadMapping, area_mappings
 
 
 def policy_published(event: Any) -> dict[str, Any]:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from commands.relay._mapping import (
+from omium.commands.relay._mapping import (
     PayloadMapping,
     area_mappings,
     json_text,
     sha256_hex,
     string_list,
 )
-from commands.workflows import Workflow
+from omium.commands.workflows import Workflow
 
 
 def _definition_fields(definition: dict[str, Any], version: int) -> dict[str, Any]:

@@ -7,23 +7,35 @@ consumers (the default of librdkafka and of ``omium.kernel.kafka.EventConsumer``
 relay's ``init_transactions`` aborts it and fences the dead instance. A crash after Kafka commits
 but before PostgreSQL stores the position re-sends that batch: at-least-once, with the same
 event ids and bytes, for consumers to dedupe.
+
+Every blocking transactional call has a hard deadline (:class:`omium.kernel.kafka.DeadlineCalls`:
+librdkafka can stay inside ``commit_transaction`` for good after a broker dies). A call that
+outlives it, or a fatal producer error other than being fenced, leaves the publisher unusable
+(:attr:`TransactionalPublisher.usable`): the batch is reported as not committed (a non-fatal
+:class:`PublishError`), and the relay builds a new publisher, whose ``init_transactions`` (same
+transactional id) fences the stuck producer and settles its transaction, then takes its positions
+from the committed position record before it sends anything again.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from commands.relay.errors import PublishError
-from omium.kernel.kafka import producer_config
+from omium.commands.relay.errors import PublishError
+from omium.kernel.kafka import DeadlineCalls, TransactionStalledError, producer_config
+from omium.kernel.retry import retrying
 from omium.kernel.settings import KafkaSettings
 
 Headers = Sequence[tuple[str, bytes]]
 
 _COMMIT_ATTEMPTS = 3
+# How much longer than its own timeout a transactional call may take before it counts as stuck.
+_DEADLINE_MARGIN_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,8 @@ class TransactionalPublisher:
     ) -> None:
         """Create the producer and register its transactional id with the cluster."""
         self._timeout_s = timeout_s
+        self._calls = DeadlineCalls("relay")
+        self.usable = True
         config = producer_config(
             kafka,
             **{
@@ -70,34 +84,47 @@ class TransactionalPublisher:
         )
         self._producer = Producer(config)
         try:
-            self._producer.init_transactions(timeout_s)
-        except KafkaException as exc:
-            raise _publish_error("cannot start the relay's Kafka transactions", exc) from exc
+            self._bounded("init_transactions", self._producer.init_transactions)
+        except (KafkaException, TransactionStalledError) as exc:
+            self._discard()
+            raise self._failed("cannot start the relay's Kafka transactions", exc) from exc
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         """Send a batch in one transaction and wait until Kafka committed it.
 
         Raises:
             PublishError: Nothing of the batch is committed; ``fatal`` says whether to exit
-                (fenced by another relay) or retry the batch after a pause.
+                (fenced by another relay) or retry the batch after a pause (with a new
+                publisher when :attr:`usable` turned false).
         """
         if not messages:
             return
+        if not self.usable:
+            raise PublishError("the relay's producer must be replaced", fatal=False)
         context = f"batch of {len(messages)} not committed"
         try:
             self._producer.begin_transaction()
             for message in messages:
                 self._produce(message)
         except KafkaException as exc:
-            error = _publish_error(context, exc)
-            if not error.fatal:
+            error = self._failed(context, exc)
+            if not error.fatal and self.usable:
                 self._abort()
             raise error from exc
         self._commit(context)
 
     def close(self) -> None:
-        """Release the producer (any open transaction is aborted by the broker later)."""
-        self._producer.flush(0)
+        """Release the producer (any open transaction is aborted by the broker later).
+
+        Never raises: a fenced producer's ``flush`` raises its fatal error again, which would
+        hide the :class:`PublishError` the relay is stopping with.
+        """
+        self._calls.close()
+        if self.usable:
+            with contextlib.suppress(KafkaException):
+                self._producer.flush(0)
+        else:
+            self._discard()
 
     def _produce(self, message: OutgoingMessage) -> None:
         while True:
@@ -114,27 +141,61 @@ class TransactionalPublisher:
                 self._producer.poll(0.05)
 
     def _commit(self, context: str) -> None:
-        for attempt in range(_COMMIT_ATTEMPTS):
-            try:
-                self._producer.commit_transaction(self._timeout_s)
-                return
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                # A retriable commit error (a timeout) leaves the transaction committing: the
-                # documented way on is to call commit again, not to abort.
-                retriable = isinstance(error, KafkaError) and error.retriable()
-                if retriable and attempt + 1 < _COMMIT_ATTEMPTS:
-                    continue
-                failure = _publish_error(context, exc)
-                if not failure.fatal:
-                    self._abort()
-                raise failure from exc
+        # A retriable commit error (a timeout) leaves the transaction committing: the
+        # documented way on is to call commit again, not to abort.
+        try:
+            retrying(KafkaException, attempts=_COMMIT_ATTEMPTS, when=_retriable)(
+                self._bounded, "commit_transaction", self._producer.commit_transaction
+            )
+        except (KafkaException, TransactionStalledError) as exc:
+            failure = self._failed(context, exc)
+            if not failure.fatal and self.usable:
+                self._abort()
+            raise failure from exc
 
     def _abort(self) -> None:
-        # If aborting fails too, the broker aborts the transaction when it times out, and the
-        # next begin_transaction() fails loudly if the producer is unusable.
-        with contextlib.suppress(KafkaException):
-            self._producer.abort_transaction(self._timeout_s)
+        # If aborting fails too, the producer is replaced: the new one's init_transactions
+        # aborts the transaction (or the broker does when it times out).
+        try:
+            self._bounded("abort_transaction", self._producer.abort_transaction)
+        except (KafkaException, TransactionStalledError):
+            self.usable = False
+
+    def _failed(self, context: str, exc: KafkaException | TransactionStalledError) -> PublishError:
+        """The error to raise; a stuck call or a fatal (not fenced) error retires the producer."""
+        if isinstance(exc, TransactionStalledError):
+            self.usable = False
+            return PublishError(f"{context}: {exc}", fatal=False)
+        failure = _publish_error(context, exc)
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.fatal() and error.code() not in _FENCED:
+            self.usable = False
+            return PublishError(failure.args[0], fatal=False)
+        return failure
+
+    def _bounded(self, operation: str, call: Callable[[float], object]) -> None:
+        self._calls.run(
+            operation,
+            lambda: call(self._timeout_s),
+            deadline_s=self._timeout_s + _DEADLINE_MARGIN_S,
+        )
+
+    def _discard(self) -> None:
+        """Let go of the producer off this thread (it may be stuck inside librdkafka)."""
+        self.usable = False
+        producer = self._producer
+        threading.Thread(target=_purge, args=(producer,), daemon=True).start()
+
+
+def _purge(producer: Producer) -> None:
+    # Nothing left to save: its transaction is settled by its successor.
+    with contextlib.suppress(KafkaException, RuntimeError):
+        producer.purge()
+
+
+def _retriable(exc: BaseException) -> bool:
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.retriable()
 
 
 def _publish_error(context: str, exc: KafkaException) -> PublishError:

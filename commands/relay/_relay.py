@@ -1,32 +1,36 @@
 """The outbox relay: follows the command applications' notification logs and publishes to Kafka.
 
 One cycle reads up to ``batch_size`` notifications from each application's log after its stored
-position, encodes them (chaining hashes per aggregate), publishes them in one Kafka transaction
-and only then stores the new positions and chain heads in one PostgreSQL transaction. A crash
-anywhere re-sends at most the last batch, with identical ids and bytes.
+position (in commit order), encodes them (chaining hashes per aggregate), and publishes them in
+one Kafka transaction together with a record of the new positions and chain heads
+(``_position_log.py``); then it stores the same positions and heads in PostgreSQL. A crash at any
+point sends nothing twice: a batch not committed on Kafka is aborted and read again; a batch
+committed on Kafka but not yet in PostgreSQL is recognised by its record when the relay next
+leads, and its positions are stored instead of sending it again.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Self
 
 import structlog
 
-from commands._persistence import EVENT_STORE_SCHEMA, event_store_env
-from commands._suite import CommandApplications
-from commands.errors import EventStoreError
-from commands.relay._batch import BatchEncoder
-from commands.relay._mapping import EventEncoder
-from commands.relay._publisher import TransactionalPublisher
-from commands.relay._sources import LogSource
-from commands.relay._store import PostgresRelayStore
-from commands.relay._wakeup import Wakeup
-from commands.relay.errors import PublishError, RelayError, RelayStoreError
+from omium.commands._persistence import EVENT_STORE_SCHEMA, event_store_env
+from omium.commands._suite import CommandApplications
+from omium.commands.errors import EventStoreError
+from omium.commands.relay._batch import BatchEncoder
+from omium.commands.relay._mapping import EventEncoder
+from omium.commands.relay._position_log import KafkaPositionLog
+from omium.commands.relay._publisher import TransactionalPublisher
+from omium.commands.relay._sources import START, LogSource, Position, RelayNotification
+from omium.commands.relay._store import PostgresRelayStore
+from omium.commands.relay._wakeup import Wakeup
+from omium.commands.relay.errors import PublishError, RelayError, RelayStoreError
 from omium.kernel.kafka import ensure_topics
 from omium.kernel.serde import SchemaCatalog
 from omium.kernel.settings import KafkaSettings, OmiumSettings
@@ -43,6 +47,12 @@ class RelayOptions:
 
     Attributes:
         batch_size: Notifications read per application per cycle (one Kafka transaction).
+        batch_bytes: Stored event bytes per Kafka transaction at most (at least one event is
+            always taken): a batch ends at ``batch_size`` notifications or this many bytes,
+            whichever comes first, so large events do not make huge transactions.
+        linger_s: After a wake-up, how long to wait for more events before reading, so a
+            stream of single commands is relayed in fewer, larger transactions (adds up to
+            this much latency; 0 reads at once).
         poll_interval_s: Longest wait between cycles when no NOTIFY arrives.
         publish_timeout_s: Longest a Kafka transaction may take to commit.
         listen: LISTEN for NOTIFY (False: poll only).
@@ -50,6 +60,8 @@ class RelayOptions:
     """
 
     batch_size: int = 500
+    batch_bytes: int = 4 * 1024 * 1024
+    linger_s: float = 0.0
     poll_interval_s: float = 1.0
     publish_timeout_s: float = 30.0
     listen: bool = True
@@ -113,6 +125,7 @@ class OutboxRelay:
         publisher_factory: Callable[[], TransactionalPublisher],
         options: RelayOptions,
         on_progress: ProgressCallback | None = None,
+        position_log: KafkaPositionLog | None = None,
     ) -> None:
         """Wire the parts; prefer :meth:`create`, which builds them from settings."""
         self._apps = applications
@@ -124,7 +137,11 @@ class OutboxRelay:
         self._publisher: TransactionalPublisher | None = None
         self._options = options
         self._on_progress = on_progress
-        self._positions: dict[str, int] = {}
+        self._position_log = position_log
+        self._positions: dict[str, Position] = {}
+        # A batch is on Kafka but its positions are not in PostgreSQL: lead again (positions and
+        # chain heads from Kafka's committed record) before anything else is sent.
+        self._resync = False
         self._stopping = threading.Event()
         self._closed = False
         self._backoff_s = options.poll_interval_s
@@ -161,10 +178,12 @@ class OutboxRelay:
             ensure_topics(kafka)
         dsn = settings.postgres.dsn()
         applications = CommandApplications.create(
-            event_store_env(settings, schema=schema, pool_size=1, max_overflow=2)
+            event_store_env(settings, schema=schema, pool_size=1, max_overflow=2, pre_ping=True)
         )
         store = PostgresRelayStore(dsn, schema=schema)
         store.create_tables()
+        position_log = KafkaPositionLog(kafka, key=schema)
+        position_log.ensure_topic()
         channels = [s.channel for s in sources_of(applications) if s.channel is not None]
         catalog = SchemaCatalog.from_directory(settings.schemas_dir)
         tx_id = transactional_id or default_transactional_id(kafka, schema)
@@ -172,13 +191,15 @@ class OutboxRelay:
             applications=applications,
             store=store,
             wakeup=Wakeup(dsn, channels=channels, schema=schema, listen=options.listen),
-            batches=BatchEncoder(EventEncoder(catalog), topic_prefix=kafka.topic_prefix,
-                                 schema=schema),
+            batches=BatchEncoder(
+                EventEncoder(catalog), topic_prefix=kafka.topic_prefix, schema=schema
+            ),
             publisher_factory=lambda: TransactionalPublisher(
                 kafka, transactional_id=tx_id, timeout_s=options.publish_timeout_s
             ),
             options=options,
             on_progress=on_progress,
+            position_log=position_log,
         )
 
     # Running -----------------------------------------------------------------------------
@@ -246,22 +267,30 @@ class OutboxRelay:
             True if every log is drained (no application filled its batch).
         """
         limit = self._options.batch_size
-        batch = [(s, s.read(self._positions.get(s.name, 0), limit)) for s in self._sources]
-        batch = [(source, notes) for source, notes in batch if notes]
+        read = [(s, s.read(self._positions.get(s.name, START), limit)) for s in self._sources]
+        batch, cut = _within_bytes(read, self._options.batch_bytes)
         if not batch:
             return True
         ids = {str(n.originator_id) for _, notes in batch for n in notes}
         encoded = self._batches.encode(batch, self._store.chain_heads(ids))
         assert self._publisher is not None, "relay_batch() runs only while leading"
-        self._publisher.publish(encoded.messages)
-        self._store.commit(encoded.positions, encoded.heads)
+        messages = encoded.messages
+        if self._position_log is not None:
+            after = {**self._positions, **encoded.positions}
+            messages = [*messages, self._position_log.record(after, encoded.heads)]
+        self._publisher.publish(messages)
+        try:
+            self._store.commit(encoded.positions, encoded.heads)
+        except RelayStoreError:
+            self._resync = True
+            raise
         self._positions.update(encoded.positions)
         self._count(encoded.relayed, encoded.dead_lettered, encoded.newest_at)
-        return all(len(notes) < limit for _, notes in batch)
+        return not cut and all(len(notes) < limit for _, notes in batch)
 
     def lag(self) -> dict[str, int]:
         """Per application, how many notifications are stored but not yet relayed."""
-        return {s.name: max(0, s.last_id() - self._positions.get(s.name, 0)) for s in self._sources}
+        return {s.name: s.lag(self._positions.get(s.name, START)) for s in self._sources}
 
     # Internals ---------------------------------------------------------------------------
 
@@ -289,21 +318,55 @@ class OutboxRelay:
         return caught_up
 
     def _lead(self, *, wait: bool) -> bool:
-        """Hold the relay lock and a producer; after losing the lock, take it again."""
-        if self._publisher is not None and self._wakeup.holds_lock:
+        """Hold the relay lock and a working producer; after losing either, take it again.
+
+        A producer that got stuck or hit a fatal error is replaced like one whose lock was lost:
+        the new one fences it, and the positions come from Kafka's committed record.
+        """
+        publisher = self._publisher
+        usable = publisher is not None and publisher.usable and not self._resync
+        if publisher is not None and usable and self._wakeup.holds_lock:
             return True
-        if self._publisher is not None:
-            log.warning("relay.lock_lost")
-            self._publisher.close()
+        if publisher is not None:
+            log.warning("relay.lock_lost" if usable else "relay.producer_replaced")
+            publisher.close()
             self._publisher = None
         if not self._wakeup.acquire(should_stop=self._stopping.is_set, wait=wait):
             return False
         # Only the lock holder may init the transactional id: doing so fences the previous
         # holder, which must never happen to a healthy leader because of a standby.
-        self._publisher = self._publisher_factory()
-        self._positions = self._store.positions()
+        publisher = self._publisher_factory()
+        try:
+            self._catch_up_with_kafka()
+            self._positions = self._store.positions()
+        except BaseException:
+            publisher.close()  # lead again next cycle, catch-up included
+            raise
+        self._publisher = publisher
+        self._resync = False
         log.info("relay.leading", positions=self._positions)
         return True
+
+    def _catch_up_with_kafka(self) -> None:
+        """Store what the last batch committed on Kafka recorded, if PostgreSQL missed it.
+
+        Runs after ``init_transactions`` (in the publisher factory) fenced the previous leader
+        and aborted its open transaction, so the newest committed record is final.
+        """
+        if self._position_log is None:
+            return
+        committed = self._position_log.last()
+        if committed is None:
+            return
+        stored = self._store.positions()
+        ahead = {
+            app: position
+            for app, position in committed.positions.items()
+            if position > stored.get(app, START)
+        }
+        if ahead:
+            log.warning("relay.positions_from_kafka", positions=ahead)
+            self._store.commit(ahead, committed.heads)
 
     def _step_down(self) -> None:
         """Release the producer and the lock, so a standby relay can take over at once."""
@@ -317,7 +380,11 @@ class OutboxRelay:
         deadline = time.monotonic() + self._options.poll_interval_s
         while not self._stopping.is_set():
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._wakeup.wait(min(remaining, STOP_CHECK_S)):
+            if remaining <= 0:
+                return
+            if self._wakeup.wait(min(remaining, STOP_CHECK_S)):
+                if self._options.linger_s > 0:
+                    self._sleep(self._options.linger_s)
                 return
 
     def _drain(self) -> bool:
@@ -354,6 +421,31 @@ class OutboxRelay:
 
     def _sleep(self, seconds: float) -> None:
         self._stopping.wait(seconds)
+
+
+def _within_bytes(
+    read: Sequence[tuple[LogSource, Sequence[RelayNotification]]], budget: int
+) -> tuple[list[tuple[LogSource, Sequence[RelayNotification]]], bool]:
+    """The leading notifications of each log that fit in ``budget`` stored bytes (one at least).
+
+    Returns:
+        The batch (logs with nothing left out), and whether anything read was left for later.
+    """
+    batch: list[tuple[LogSource, Sequence[RelayNotification]]] = []
+    used, cut = 0, False
+    for source, notes in read:
+        taken = 0
+        for note in notes:
+            size = len(note.state)
+            if used + size > budget and (used or taken):
+                break
+            used += size
+            taken += 1
+        if taken < len(notes):
+            cut = True
+        if taken:
+            batch.append((source, notes[:taken]))
+    return batch, cut
 
 
 def sources_of(applications: CommandApplications) -> list[LogSource]:

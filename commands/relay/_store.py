@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from commands.relay.errors import RelayStoreError
+from omium.commands.relay._sources import Position
+from omium.commands.relay.errors import RelayStoreError
 
 POSITIONS_TABLE = "relay_positions"
 CHAIN_HEADS_TABLE = "relay_chain_heads"
@@ -70,6 +71,8 @@ class PostgresRelayStore:
                 "CREATE TABLE IF NOT EXISTS {} (application text PRIMARY KEY, "
                 "notification_id bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
             ).format(self._positions),
+            # Commit-order positions (see _sources.py); NULL: stored by a relay that read by id.
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS tx_id bigint").format(self._positions),
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (aggregate_id text PRIMARY KEY, "
                 "aggregate_version bigint NOT NULL, hash text NOT NULL)"
@@ -79,13 +82,18 @@ class PostgresRelayStore:
             for statement in statements:
                 conn.execute(statement)
 
-    def positions(self) -> dict[str, int]:
+    def positions(self) -> dict[str, Position]:
         """The stored position of every application that has one."""
         with self._transaction() as conn:
             rows = conn.execute(
-                sql.SQL("SELECT application, notification_id FROM {}").format(self._positions)
+                sql.SQL("SELECT application, tx_id, notification_id FROM {}").format(
+                    self._positions
+                )
             ).fetchall()
-        return {str(app): int(str(position)) for app, position in rows}
+        return {
+            str(app): Position(-1 if tx is None else int(str(tx)), int(str(position)))
+            for app, tx, position in rows
+        }
 
     def chain_heads(self, aggregate_ids: Iterable[str]) -> dict[str, ChainLink]:
         """The stored heads of these aggregates (missing: nothing relayed yet)."""
@@ -102,7 +110,7 @@ class PostgresRelayStore:
             ).fetchall()
         return {str(a): ChainLink(int(str(v)), str(h)) for a, v, h in rows}
 
-    def commit(self, positions: Mapping[str, int], heads: Mapping[str, ChainLink]) -> None:
+    def commit(self, positions: Mapping[str, Position], heads: Mapping[str, ChainLink]) -> None:
         """Store new positions and heads together, in one transaction.
 
         Call only after Kafka acknowledged every event up to these positions.
@@ -110,13 +118,19 @@ class PostgresRelayStore:
         with self._transaction() as conn:
             conn.execute(
                 sql.SQL(
-                    "INSERT INTO {t} (application, notification_id) "
-                    "SELECT * FROM unnest(%s::text[], %s::bigint[]) "
-                    "ON CONFLICT (application) DO UPDATE SET "
+                    "INSERT INTO {t} (application, tx_id, notification_id) "
+                    "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) "
+                    "ON CONFLICT (application) DO UPDATE SET tx_id = EXCLUDED.tx_id, "
                     "notification_id = EXCLUDED.notification_id, updated_at = now() "
-                    "WHERE {t}.notification_id < EXCLUDED.notification_id"
+                    "WHERE {t}.tx_id IS NULL "
+                    "OR ({t}.tx_id, {t}.notification_id) "
+                    "< (EXCLUDED.tx_id, EXCLUDED.notification_id)"
                 ).format(t=self._positions),
-                (list(positions), list(positions.values())),
+                (
+                    list(positions),
+                    [p.tx_id for p in positions.values()],
+                    [p.notification_id for p in positions.values()],
+                ),
             )
             if heads:
                 conn.execute(

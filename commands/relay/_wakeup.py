@@ -23,7 +23,7 @@ import psycopg
 import structlog
 from psycopg import sql
 
-from commands.relay.errors import RelayStoreError
+from omium.commands.relay.errors import RelayStoreError
 
 log = structlog.get_logger(__name__)
 

@@ -1,13 +1,23 @@
 """Workflows: tenants' named, versioned workflow definitions."""
 
-from commands.workflows._definition import find_cycle, validate_definition
-from commands.workflows.application import WorkflowsApplication, WorkflowView
-from commands.workflows.domain import Workflow, workflow_id
+from omium.commands.workflows._definition import find_cycle, validate_definition
+from omium.commands.workflows._limits import (
+    LIMIT_KEYS,
+    ConcurrencyLimits,
+    LimitsView,
+    limits_id,
+)
+from omium.commands.workflows.application import WorkflowsApplication, WorkflowView
+from omium.commands.workflows.domain import Workflow, workflow_id
 
 __all__ = [
     # Aggregate
     "Workflow",
     "workflow_id",
+    "ConcurrencyLimits",
+    "limits_id",
+    "LIMIT_KEYS",
+    "LimitsView",
     # Application and views
     "WorkflowView",
     "WorkflowsApplication",

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from commands.errors import InvalidCommandError
+from omium.commands.errors import InvalidCommandError
 
 
 def validate_definition(definition: Mapping[str, Any]) -> dict[str, Any]:

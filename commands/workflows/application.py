@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from commands._application import CommandApplication, check_tenant_id, command_handler
-from commands.errors import AlreadyExistsError, InvalidCommandError, NotFoundError
-from commands.workflows.domain import Workflow
-from commands.workflows.domain import workflow_id as derive_workflow_id
+from omium.commands._application import CommandApplication, check_tenant_id, command_handler
+from omium.commands.errors import AlreadyExistsError, InvalidCommandError, NotFoundError
+from omium.commands.workflows._limits import ConcurrencyLimitsCommands
+from omium.commands.workflows.domain import Workflow
+from omium.commands.workflows.domain import workflow_id as derive_workflow_id
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,11 @@ class WorkflowView:
     version: int
 
 
-class WorkflowsApplication(CommandApplication):
-    """Registers workflows and publishes new versions of their definitions."""
+class WorkflowsApplication(ConcurrencyLimitsCommands, CommandApplication):
+    """Registers workflows and publishes new versions of their definitions.
+
+    Also keeps each tenant's concurrency limits (``set_concurrency_limits``).
+    """
 
     name = "Workflows"
 
@@ -64,7 +68,7 @@ class WorkflowsApplication(CommandApplication):
             idempotency_key: Makes a retried request return the first result.
 
         Returns:
-            A :class:`~commands.CommandResult` for the new workflow (version 1).
+            A :class:`~omium.commands.CommandResult` for the new workflow (version 1).
 
         Raises:
             AlreadyExistsError: The tenant already has a workflow with this name.
@@ -96,7 +100,7 @@ class WorkflowsApplication(CommandApplication):
             idempotency_key: Makes a retried request return the first result.
 
         Returns:
-            A :class:`~commands.CommandResult`; ``version`` is the new aggregate version.
+            A :class:`~omium.commands.CommandResult`; ``version`` is the new aggregate version.
 
         Raises:
             NotFoundError: No such workflow for this tenant.

@@ -14,9 +14,9 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from commands._domain import TenantScoped
-from commands.errors import InvalidCommandError
-from commands.workflows._definition import validate_definition
+from omium.commands._domain import TenantScoped
+from omium.commands.errors import InvalidCommandError
+from omium.commands.workflows._definition import validate_definition
 
 WORKFLOW_NAMESPACE = UUID("5f0b3c8e-3a1e-4f4e-9a55-0a7f3c1d2e01")
 """Namespace of the name-based (uuid5) workflow ids."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 from datetime import datetime
 from typing import Annotated, Literal
@@ -11,9 +12,9 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from commands import CommandResult
-from commands.executions import INLINE_STATE_MAX_BYTES, CheckpointView, ExecutionView
-from gateway.api._models import (
+from omium.commands import CommandResult
+from omium.commands.executions import INLINE_STATE_MAX_BYTES, CheckpointView, ExecutionView
+from omium.gateway.api._models import (
     DefinitionVersion,
     ErrorText,
     EventNames,
@@ -83,7 +84,9 @@ class CreateCheckpoint(VersionedRequest):
     size: int = Field(strict=True, ge=0, le=2**53, description="Size of the blob in bytes.")
     storage: Literal["inline", "object"]
     inline_state: str | None = Field(
-        default=None, max_length=_INLINE_STATE_MAX_CHARS, pattern=_BASE64,
+        default=None,
+        max_length=_INLINE_STATE_MAX_CHARS,
+        pattern=_BASE64,
         description="The blob, base64 (storage=inline).",
     )
     object_key: ObjectKey | None = Field(default=None, description="storage=object.")
@@ -113,12 +116,64 @@ class RollBack(VersionedRequest):
     reason: Text | None = None
 
 
+class ForkExecution(RequestModel):
+    """Where a fork of a run starts: one of the run's checkpoints, and what to change."""
+
+    checkpoint_id: Identifier = Field(description="The run's checkpoint the fork starts from.")
+    workflow_version: DefinitionVersion | None = Field(
+        default=None,
+        description="The definition version the fork runs (default: the run's). Every step "
+        "the fork runs again must be in it.",
+    )
+    state: JsonObject | None = Field(
+        default=None,
+        description="An edited state to start from instead of the checkpoint's (stored inline "
+        "as canonical JSON, at most 256 KiB). For Omium workflows: "
+        '{"outputs": {step: output}, "data": {...}}, as `GET .../checkpoints/{id}` holds it.',
+    )
+
+    def state_bytes(self) -> bytes | None:
+        """The edited state as canonical JSON (sorted keys, no spaces), or ``None``."""
+        if self.state is None:
+            return None
+        return json.dumps(self.state, sort_keys=True, separators=(",", ":")).encode()
+
+
+class ApprovalEscalation(RequestModel):
+    """Who decides an approval nobody decided by its deadline (``default_action: escalate``)."""
+
+    approvers: list[Identifier] = Field(
+        default_factory=list, max_length=100, description="Who decides once escalated."
+    )
+    approver_role: Literal["viewer", "developer", "operator", "admin"] | None = Field(
+        default=None, description="The least role of a decider once escalated."
+    )
+    timeout_s: float = Field(strict=True, gt=0, le=366 * 86400, description="How long they have.")
+    default_action: Literal["approve", "reject"] = Field(
+        default="reject", description="Applied when they do not decide in time either."
+    )
+
+
 class RequestApproval(VersionedRequest):
     """Hold a scheduled step until a human decides, or until the deadline."""
 
     deadline: AwareDatetime = Field(description="With a timezone; in the future.")
-    default_action: Literal["approve", "reject"] = Field(description="Applied at the deadline.")
+    default_action: Literal["approve", "reject", "escalate"] = Field(
+        description="Applied at the deadline; escalate: `escalation`'s deciders take over."
+    )
+    escalation: ApprovalEscalation | None = Field(
+        default=None, description="Required by (and only with) default_action escalate."
+    )
     prompt: Text | None = None
+    approvers: list[Identifier] | None = Field(
+        default=None,
+        max_length=100,
+        description="The principals (token `sub`) who may decide; default: anyone allowed to.",
+    )
+    approver_role: Literal["viewer", "developer", "operator", "admin"] | None = Field(
+        default=None,
+        description="The least role a decider must hold (deciding needs operator anyway).",
+    )
 
 
 class DecideApproval(VersionedRequest):
@@ -180,8 +235,33 @@ class CheckpointAccepted(BaseModel):
     @classmethod
     def of(cls, result: CommandResult) -> CheckpointAccepted:
         """The answer for a command result (the id comes from the stored result)."""
-        return cls(execution_id=result.aggregate_id, checkpoint_id=result.data["checkpoint_id"],
-                   **accepted_fields(result))
+        return cls(
+            execution_id=result.aggregate_id,
+            checkpoint_id=result.data["checkpoint_id"],
+            **accepted_fields(result),
+        )
+
+
+class ForkAccepted(BaseModel):
+    """A fork: the new run, and where it comes from."""
+
+    execution_id: UUID = Field(description="The new run.")
+    parent_execution_id: UUID
+    forked_from_checkpoint_id: str
+    checkpoint_id: str = Field(description="The fork's own first checkpoint (its start state).")
+    version: VersionAfter
+    events: EventNames
+
+    @classmethod
+    def of(cls, result: CommandResult) -> ForkAccepted:
+        """The answer for a fork's result (ids from the stored result)."""
+        return cls(
+            execution_id=result.aggregate_id,
+            parent_execution_id=UUID(result.data["parent_execution_id"]),
+            forked_from_checkpoint_id=result.data["forked_from_checkpoint_id"],
+            checkpoint_id=result.data["checkpoint_id"],
+            **accepted_fields(result),
+        )
 
 
 class _View(BaseModel):
@@ -210,6 +290,18 @@ class Approval(_View):
     decided_by: str | None
     comment: str | None
     by_default: bool
+    approvers: list[str] = Field(default_factory=list, description="Who may decide (any).")
+    approver_role: str | None = None
+    escalation: JsonObject | None = Field(
+        default=None,
+        description="Who decides after the deadline (approvers, approver_role, timeout_s, "
+        "default_action), for default_action escalate.",
+    )
+    escalated_at: datetime | None = Field(
+        default=None,
+        description="When the deadline passed the approval on to its escalation's deciders; "
+        "approvers, approver_role, deadline and default_action are the escalation's since.",
+    )
 
 
 class Checkpoint(_View):
@@ -224,16 +316,29 @@ class Checkpoint(_View):
     object_key: str | None
     sequence: int = Field(description="The run's version when it was taken (orders them).")
     inline_state: str | None = None
+    state: str = Field(
+        default="available",
+        description="available, or pruned: retention let its state go (the record stays, "
+        "nothing can roll back to it or restore it; reading it answers 410).",
+    )
+    created_at: datetime | None = Field(default=None, description="When it was recorded.")
 
     @classmethod
     def of(cls, view: CheckpointView) -> Checkpoint:
         """The answer for a checkpoint view (inline state as base64)."""
         state = view.inline_state
         return cls(
-            checkpoint_id=view.checkpoint_id, step_id=view.step_id, position=view.position,
-            checksum=view.checksum, size=view.size, storage=view.storage,
-            object_key=view.object_key, sequence=view.sequence,
+            checkpoint_id=view.checkpoint_id,
+            step_id=view.step_id,
+            position=view.position,
+            checksum=view.checksum,
+            size=view.size,
+            storage=view.storage,
+            object_key=view.object_key,
+            sequence=view.sequence,
             inline_state=None if state is None else base64.b64encode(state).decode("ascii"),
+            state=view.state,
+            created_at=view.created_at,
         )
 
 
@@ -244,8 +349,10 @@ class Execution(BaseModel):
     workflow_id: UUID
     workflow_version: int
     input: JsonObject
-    state: str = Field(description="pending, running, waiting_for_approval, completed, failed, "
-                                   "halted or cancelled.")
+    state: str = Field(
+        description="pending, running, waiting_for_approval, completed, failed, "
+        "halted or cancelled."
+    )
     steps: list[Step]
     checkpoints: list[Checkpoint]
     approvals: list[Approval]
@@ -254,16 +361,30 @@ class Execution(BaseModel):
     started_at: datetime
     modified_at: datetime
     version: int = Field(description="Aggregate version (the ETag), for If-Match.")
+    parent_execution_id: UUID | None = Field(
+        default=None, description="The run this one was forked from (null: not a fork)."
+    )
+    forked_from_checkpoint_id: str | None = Field(
+        default=None, description="The parent's checkpoint the fork started from."
+    )
 
     @classmethod
     def of(cls, view: ExecutionView) -> Execution:
         """The answer for an execution view."""
         return cls(
-            execution_id=view.id, workflow_id=view.workflow_id,
-            workflow_version=view.workflow_version, input=view.input, state=view.state,
+            execution_id=view.id,
+            workflow_id=view.workflow_id,
+            workflow_version=view.workflow_version,
+            input=view.input,
+            state=view.state,
             steps=[Step.model_validate(step) for step in view.steps],
             checkpoints=[Checkpoint.of(checkpoint) for checkpoint in view.checkpoints],
             approvals=[Approval.model_validate(approval) for approval in view.approvals],
-            rollbacks=view.rollbacks, outcome=view.outcome, started_at=view.started_at,
-            modified_at=view.modified_at, version=view.version,
+            rollbacks=view.rollbacks,
+            outcome=view.outcome,
+            started_at=view.started_at,
+            modified_at=view.modified_at,
+            version=view.version,
+            parent_execution_id=view.parent_execution_id,
+            forked_from_checkpoint_id=view.forked_from_checkpoint_id,
         )

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-from commands import CommandResult
+from omium.commands import CommandResult
 
 MAX_ID_LENGTH = 200
 """Longest step id, agent name, participant, checkpoint id or workflow/policy name."""
@@ -40,9 +40,7 @@ Identifier = Annotated[
 
 Text = Annotated[
     str,
-    StringConstraints(
-        strict=True, min_length=1, max_length=MAX_TEXT_LENGTH, pattern=_TEXT_PATTERN
-    ),
+    StringConstraints(strict=True, min_length=1, max_length=MAX_TEXT_LENGTH, pattern=_TEXT_PATTERN),
 ]
 """Free text for people (reason, comment, prompt)."""
 
@@ -59,7 +57,6 @@ Version = Annotated[int, Field(strict=True, ge=0, le=MAX_VERSION)]
 
 DefinitionVersion = Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)]
 """A workflow definition or policy version number (1, 2, ...)."""
-
 
 
 def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +89,7 @@ class VersionedRequest(RequestModel):
     expected_version: Version | None = Field(
         default=None,
         description="The aggregate version the caller last saw (ETag); a different current "
-        "version answers 409 conflict. Same as sending If-Match: \"<version>\".",
+        'version answers 409 conflict. Same as sending If-Match: "<version>".',
     )
 
 
@@ -124,4 +121,3 @@ def sorted_mapping(mapping: dict[str, Any]) -> dict[str, Any]:
 def location(*parts: object) -> str:
     """The ``Location`` of a resource under ``/api/v1``."""
     return "/api/v1/" + "/".join(str(part) for part in parts)
-

@@ -20,20 +20,22 @@ from uuid import UUID
 from fastapi import Depends, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from commands import CommandApplications, CommandResult
-from gateway._policy import CommandContext, command_context, current_tenant
-from gateway.api._models import VersionedRequest
-from gateway.errors import MalformedRequestError
+from omium.commands import CommandApplications, CommandResult
+from omium.gateway._policy import CommandContext, command_context, current_tenant
+from omium.gateway.api._models import VersionedRequest
+from omium.gateway.errors import MalformedRequestError
 from omium.kernel.errors import ConfigurationError
 
 T = TypeVar("T")
 
 # One strong entity tag: the gateway's ETags are aggregate versions ("3").
 _ETAG = re.compile(r'"(\d{1,10})"')
+# What ``if_match`` takes, surrounding spaces included: one strong tag, or ``*``.
+_IF_MATCH_PATTERN = r'^\s*(?:"\d{1,10}"|\*)\s*$'
 
 
-def applications(request: Request) -> CommandApplications:
-    """The app's command applications.
+async def applications(request: Request) -> CommandApplications:
+    """The app's command applications (async: a sync dependency would cost a thread hop).
 
     Raises:
         ConfigurationError: The app was built with services that have none (a wiring bug).
@@ -52,6 +54,8 @@ async def if_match(
             max_length=64,
             description='The version the command was decided on, as an entity tag ("3"); '
             "a different current version answers 409 conflict.",
+            # Documented, not checked by FastAPI: the handler answers 400 (not 422) when broken.
+            json_schema_extra={"pattern": _IF_MATCH_PATTERN},
         ),
     ] = None,
 ) -> int | None:

@@ -7,9 +7,9 @@ from datetime import datetime
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway._api_keys import ApiKey, ApiKeys
-from gateway._policy import Command, TenantId, requires
-from gateway._principal import Role
+from omium.gateway._api_keys import ApiKey, ApiKeys
+from omium.gateway._policy import Command, TenantId, requires
+from omium.gateway._principal import Role
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"])
 
@@ -21,7 +21,9 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(
-        min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
         description="What the key is for (printable text).",
     )
     role: Role = Field(description="The key's role; at most the creator's.")
@@ -41,9 +43,15 @@ class ApiKeyView(BaseModel):
     @classmethod
     def of(cls, key: ApiKey) -> ApiKeyView:
         """The view of a stored key."""
-        return cls(key_id=key.key_id, tenant_id=key.tenant_id, name=key.name, role=key.role,
-                   created_by=key.created_by, created_at=key.created_at,
-                   revoked_at=key.revoked_at)
+        return cls(
+            key_id=key.key_id,
+            tenant_id=key.tenant_id,
+            name=key.name,
+            role=key.role,
+            created_by=key.created_by,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+        )
 
 
 class ApiKeyCreated(ApiKeyView):
@@ -53,7 +61,8 @@ class ApiKeyCreated(ApiKeyView):
 
 
 def _keys(request: Request) -> ApiKeys:
-    return request.app.state.services.api_keys
+    keys: ApiKeys = request.app.state.services.api_keys
+    return keys
 
 
 @router.post(

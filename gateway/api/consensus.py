@@ -9,11 +9,12 @@ from uuid import UUID
 from fastapi import APIRouter, status
 from pydantic import AwareDatetime, BaseModel, Field, StrictFloat
 
-from commands import CommandResult
-from commands.consensus import ConsensusRoundView
-from gateway._policy import requires
-from gateway._principal import Role
-from gateway.api._models import (
+from omium.commands import CommandResult
+from omium.commands.consensus import ConsensusRoundView
+from omium.gateway._openapi import created, link, problems
+from omium.gateway._policy import requires
+from omium.gateway._principal import Role
+from omium.gateway.api._models import (
     EmptyRequest,
     EventNames,
     Identifier,
@@ -25,9 +26,11 @@ from gateway.api._models import (
     location,
     sorted_mapping,
 )
-from gateway.api._support import Create, Read, Update
+from omium.gateway.api._support import Create, Read, Update
 
 router = APIRouter(prefix="/consensus/rounds", tags=["consensus"])
+
+_NEW_ROUND = "$response.body#/round_id"
 
 MAX_PARTICIPANTS = 1_000
 
@@ -43,14 +46,18 @@ class OpenRound(RequestModel):
     rule: Literal["majority", "unanimous", "weighted", "k_of_n"]
     deadline: AwareDatetime = Field(description="Voting closes then (with a timezone; future).")
     weights: dict[Identifier, Weight] | None = Field(
-        default=None, max_length=MAX_PARTICIPANTS,
+        default=None,
+        max_length=MAX_PARTICIPANTS,
         description="weighted only: a positive weight per participant.",
     )
     threshold: StrictFloat | None = Field(
         default=None, gt=0, le=1, description="weighted only: share of the total weight needed."
     )
     k: int | None = Field(
-        default=None, strict=True, ge=1, le=MAX_PARTICIPANTS,
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_PARTICIPANTS,
         description="k_of_n only: agreeing votes needed.",
     )
     subject: Text | None = Field(default=None, description="What is being decided.")
@@ -91,8 +98,12 @@ class RoundDecision(RoundAccepted):
         """The answer for a ``decide_round`` result."""
         data = result.data
         return cls(
-            round_id=result.aggregate_id, **accepted_fields(result), status=data["status"],
-            decision=data["decision"], reason=data["reason"], tally=sorted_mapping(data["tally"]),
+            round_id=result.aggregate_id,
+            **accepted_fields(result),
+            status=data["status"],
+            decision=data["decision"],
+            reason=data["reason"],
+            tally=sorted_mapping(data["tally"]),
         )
 
 
@@ -119,11 +130,21 @@ class ConsensusRound(BaseModel):
     def of(cls, view: ConsensusRoundView) -> ConsensusRound:
         """The answer for a round view."""
         return cls(
-            round_id=view.id, participants=list(view.participants), rule=view.rule,
-            weights=view.weights, threshold=view.threshold, k=view.k, deadline=view.deadline,
-            subject=view.subject, execution_id=view.execution_id, votes=view.votes,
-            status=view.status, decision=view.decision, failure_reason=view.failure_reason,
-            tally=view.tally, version=view.version,
+            round_id=view.id,
+            participants=list(view.participants),
+            rule=view.rule,
+            weights=view.weights,
+            threshold=view.threshold,
+            k=view.k,
+            deadline=view.deadline,
+            subject=view.subject,
+            execution_id=view.execution_id,
+            votes=view.votes,
+            status=view.status,
+            decision=view.decision,
+            failure_reason=view.failure_reason,
+            tally=view.tally,
+            version=view.version,
         )
 
 
@@ -133,13 +154,25 @@ class ConsensusRound(BaseModel):
     response_model=RoundAccepted,
     summary="Open a consensus round",
     dependencies=[requires(Role.DEVELOPER, command="consensus.open_round")],
+    responses=created(
+        "The round was opened.",
+        GetRound=link("/consensus/rounds/{round_id}", round_id=_NEW_ROUND),
+        CastVote=link("/consensus/rounds/{round_id}/votes", "post", round_id=_NEW_ROUND),
+        DecideRound=link("/consensus/rounds/{round_id}/decide", "post", round_id=_NEW_ROUND),
+    ),
 )
 async def open_round(body: OpenRound, call: Create) -> RoundAccepted:
     """Open a round; weights and threshold go with ``weighted`` only, k with ``k_of_n`` only."""
     result = await call.create(
-        call.apps.consensus.open_round, lambda rid: location("consensus/rounds", rid),
-        participants=list(body.participants), rule=body.rule, deadline=body.deadline,
-        weights=body.weights, threshold=body.threshold, k=body.k, subject=body.subject,
+        call.apps.consensus.open_round,
+        lambda rid: location("consensus/rounds", rid),
+        participants=list(body.participants),
+        rule=body.rule,
+        deadline=body.deadline,
+        weights=body.weights,
+        threshold=body.threshold,
+        k=body.k,
+        subject=body.subject,
         execution_id=body.execution_id,
     )
     return RoundAccepted.of(result)
@@ -161,12 +194,17 @@ async def get_round(round_id: UUID, call: Read) -> ConsensusRound:
     response_model=RoundAccepted,
     summary="Cast a vote",
     dependencies=[requires(Role.DEVELOPER, command="consensus.cast_vote")],
+    responses=problems(409),
 )
 async def cast_vote(round_id: UUID, body: CastVote, call: Update) -> RoundAccepted:
     """Count a participant's vote (once, before the deadline, while open; else 409)."""
     result = await call.update(
-        call.apps.consensus.cast_vote, round_id, body,
-        participant=body.participant, choice=body.choice, rationale=body.rationale,
+        call.apps.consensus.cast_vote,
+        round_id,
+        body,
+        participant=body.participant,
+        choice=body.choice,
+        rationale=body.rationale,
     )
     return RoundAccepted.of(result)
 
@@ -176,6 +214,7 @@ async def cast_vote(round_id: UUID, body: CastVote, call: Update) -> RoundAccept
     response_model=RoundDecision,
     summary="Decide a round if its votes or its deadline allow it",
     dependencies=[requires(Role.DEVELOPER, command="consensus.decide_round")],
+    responses=problems(409),
 )
 async def decide_round(
     round_id: UUID, call: Update, body: EmptyRequest | None = None

@@ -5,7 +5,7 @@ the thread's first checkpoint); each checkpoint namespace is one step of it (``g
 root graph, the namespace for a subgraph), scheduled and started on first use. Every ``put`` is
 recorded as a ``CheckpointCreated`` event of that execution (state inline up to 64 KiB, else in
 object storage), so LangGraph runs show up in timelines, search, dashboards and the audit trail.
-Reads come from tables written right after the event (see ``_langgraph_store.py``).
+Reads come from rows written in the event's transaction (``omium.commands.langgraph``).
 
 Blobs are opaque here: the saver serialises with LangGraph's serde and sends ``type`` + base64
 ``data``; the gateway never unpickles anything.
@@ -22,14 +22,14 @@ from fastapi import APIRouter, Query, Request, status
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from gateway._policy import requires
-from gateway._principal import Role
-from gateway.api._langgraph_runs import LangGraphRuns, checkpoint_from, page_of
-from gateway.api._langgraph_store import Query as StoreQuery
-from gateway.api._langgraph_store import decode_cursor
-from gateway.api._models import RequestModel
-from gateway.api._support import Create, Read, Update
-from gateway.errors import MalformedRequestError
+from omium.commands.langgraph import Query as StoreQuery
+from omium.commands.langgraph import checkpoint_from, decode_cursor, page_of, writes_from
+from omium.gateway._policy import requires
+from omium.gateway._principal import Role
+from omium.gateway.api._langgraph_runs import threads_of
+from omium.gateway.api._models import RequestModel
+from omium.gateway.api._support import Create, Read, Update
+from omium.gateway.errors import MalformedRequestError
 
 router = APIRouter(prefix="/langgraph", tags=["langgraph"])
 
@@ -48,12 +48,15 @@ def _utf8(value: str) -> str:
 
 _Utf8 = AfterValidator(_utf8)
 _Text = Annotated[str, StringConstraints(strict=True, max_length=1000, pattern=_NO_NUL), _Utf8]
-_Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=1000,
-                                             pattern=_NO_NUL), _Utf8]
-_CheckpointId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200,
-                                                 pattern=_NO_NUL), _Utf8]
-_TypeTag = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=100,
-                                            pattern=_NO_NUL), _Utf8]
+_Id = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=1000, pattern=_NO_NUL), _Utf8
+]
+_CheckpointId = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=200, pattern=_NO_NUL), _Utf8
+]
+_TypeTag = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=100, pattern=_NO_NUL), _Utf8
+]
 MAX_PAGE = 100
 
 
@@ -90,8 +93,9 @@ class PutCheckpoint(RequestModel):
             text = json.dumps(value, ensure_ascii=False, allow_nan=False)
             text.encode("utf-8")
         except ValueError as exc:  # UnicodeEncodeError is a ValueError too
-            raise ValueError("metadata must be plain JSON (no NaN, Infinity or unpaired "
-                             "surrogates)") from exc
+            raise ValueError(
+                "metadata must be plain JSON (no NaN, Infinity or unpaired surrogates)"
+            ) from exc
         if "\\u0000" in text or "\x00" in text:
             raise ValueError("metadata must not contain NUL characters")
         return value
@@ -114,8 +118,11 @@ class PutWrites(RequestModel):
     task_id: _Id
     task_path: _Text = ""
     writes: Annotated[list[Write], Field(max_length=10_000)]
-    replace: bool = Field(default=False, description="Overwrite writes with the same "
-                          "(task_id, idx); LangGraph does so for special channels only.")
+    replace: bool = Field(
+        default=False,
+        description="Overwrite writes with the same "
+        "(task_id, idx); LangGraph does so for special channels only.",
+    )
 
 
 class ThreadRef(RequestModel):
@@ -196,95 +203,133 @@ def _command(name: str) -> list[Any]:
     return [requires(Role.DEVELOPER, command=f"langgraph.{name}")]
 
 
-@router.post("/checkpoints", status_code=status.HTTP_201_CREATED,
-             response_model=CheckpointStored, summary="Store a LangGraph checkpoint",
-             dependencies=_command("put_checkpoint"))
-async def put_checkpoint(body: PutCheckpoint, call: Create, request: Request
-                         ) -> CheckpointStored:
+@router.post(
+    "/checkpoints",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CheckpointStored,
+    summary="Store a LangGraph checkpoint",
+    dependencies=_command("put_checkpoint"),
+)
+async def put_checkpoint(body: PutCheckpoint, call: Create, request: Request) -> CheckpointStored:
     """Record the checkpoint as an Omium checkpoint of the thread's execution, then store it."""
-    runs = LangGraphRuns.of(call, request)
-    stored = await run_in_threadpool(runs.put, checkpoint_from(body))
+    runs = threads_of(call, request)
+    stored = await run_in_threadpool(runs.put, checkpoint_from(body.model_dump()))
     call.context.set_target(stored.execution_id)
     return CheckpointStored(
-        thread_id=stored.thread_id, checkpoint_ns=stored.checkpoint_ns,
-        checkpoint_id=stored.checkpoint_id, execution_id=str(stored.execution_id),
-        omium_checkpoint_id=str(stored.omium_checkpoint_id))
+        thread_id=stored.thread_id,
+        checkpoint_ns=stored.checkpoint_ns,
+        checkpoint_id=stored.checkpoint_id,
+        execution_id=str(stored.execution_id),
+        omium_checkpoint_id=str(stored.omium_checkpoint_id),
+    )
 
 
-@router.post("/writes", response_model=Changed, summary="Store a task's pending writes",
-             dependencies=_command("put_writes"))
+@router.post(
+    "/writes",
+    response_model=Changed,
+    summary="Store a task's pending writes",
+    dependencies=_command("put_writes"),
+)
 async def put_writes(body: PutWrites, call: Update, request: Request) -> Changed:
     """Store writes linked to a checkpoint (kept on a retry, unless ``replace``)."""
-    runs = LangGraphRuns.of(call, request)
-    await run_in_threadpool(runs.put_writes, body)
+    runs = threads_of(call, request)
+    key, writes, replace = writes_from(body.model_dump())
+    await run_in_threadpool(runs.put_writes, key, writes, replace=replace)
     return Changed(checkpoints=0)
 
 
-@router.get("/checkpoints", response_model=CheckpointPage,
-            summary="Find checkpoints (get_tuple, list)", dependencies=[requires(Role.VIEWER)])
+@router.get(
+    "/checkpoints",
+    response_model=CheckpointPage,
+    summary="Find checkpoints (get_tuple, list)",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def find_checkpoints(
     call: Read,
     request: Request,
     thread_id: Annotated[str | None, Query(max_length=1000, pattern=_NO_NUL)] = None,
     checkpoint_ns: Annotated[str | None, Query(max_length=1000, pattern=_NO_NUL)] = None,
     checkpoint_id: Annotated[str | None, Query(max_length=200, pattern=_NO_NUL)] = None,
-    before: Annotated[str | None, Query(max_length=200, pattern=_NO_NUL,
-                                        description="Only checkpoint ids below this.")] = None,
-    filter: Annotated[str | None, Query(max_length=10_000,
-                                        description="JSON object the metadata must contain."
-                                        )] = None,
+    before: Annotated[
+        str | None,
+        Query(max_length=200, pattern=_NO_NUL, description="Only checkpoint ids below this."),
+    ] = None,
+    filter: Annotated[
+        str | None, Query(max_length=10_000, description="JSON object the metadata must contain.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> CheckpointPage:
     """Checkpoints newest first, each with its pending writes (``limit=1``: the latest)."""
-    query = StoreQuery(thread_id=thread_id, checkpoint_ns=checkpoint_ns,
-                       checkpoint_id=checkpoint_id, before=before,
-                       metadata=_metadata_filter(filter), after_key=_cursor(cursor),
-                       limit=limit)
-    runs = LangGraphRuns.of(call, request)
+    query = StoreQuery(
+        thread_id=thread_id,
+        checkpoint_ns=checkpoint_ns,
+        checkpoint_id=checkpoint_id,
+        before=before,
+        metadata=_metadata_filter(filter),
+        after_key=_cursor(cursor),
+        limit=limit,
+    )
+    runs = threads_of(call, request)
     found = await run_in_threadpool(runs.store.find, call.tenant_id, query)
     return CheckpointPage.model_validate(page_of(found, limit))
 
 
-@router.post("/threads/delete", response_model=Changed, summary="Delete a thread",
-             dependencies=_command("delete_thread"))
+@router.post(
+    "/threads/delete",
+    response_model=Changed,
+    summary="Delete a thread",
+    dependencies=_command("delete_thread"),
+)
 async def delete_thread(body: ThreadRef, call: Update, request: Request) -> Changed:
     """Delete the thread's checkpoints and writes; its execution is cancelled (history stays)."""
-    runs = LangGraphRuns.of(call, request)
+    runs = threads_of(call, request)
     count, execution_id = await run_in_threadpool(runs.delete_thread, body.thread_id)
     if execution_id is not None:
         call.context.set_target(execution_id)
-    return Changed(checkpoints=count, execution_id=None if execution_id is None
-                   else str(execution_id))
+    return Changed(
+        checkpoints=count, execution_id=None if execution_id is None else str(execution_id)
+    )
 
 
-@router.post("/threads/copy", response_model=Changed, summary="Copy a thread",
-             dependencies=_command("copy_thread"))
+@router.post(
+    "/threads/copy",
+    response_model=Changed,
+    summary="Copy a thread",
+    dependencies=_command("copy_thread"),
+)
 async def copy_thread(body: CopyThread, call: Update, request: Request) -> Changed:
     """Copy every checkpoint (recorded in the target's execution) and write to another thread."""
-    runs = LangGraphRuns.of(call, request)
-    count = await run_in_threadpool(runs.copy_thread, body.source_thread_id,
-                                    body.target_thread_id)
+    runs = threads_of(call, request)
+    count = await run_in_threadpool(runs.copy_thread, body.source_thread_id, body.target_thread_id)
     return Changed(checkpoints=count)
 
 
-@router.post("/runs/delete", response_model=Changed, summary="Delete runs' checkpoints",
-             dependencies=_command("delete_for_runs"))
+@router.post(
+    "/runs/delete",
+    response_model=Changed,
+    summary="Delete runs' checkpoints",
+    dependencies=_command("delete_for_runs"),
+)
 async def delete_for_runs(body: DeleteRuns, call: Update, request: Request) -> Changed:
     """Delete the checkpoints whose metadata ``run_id`` is one of ``run_ids``."""
-    runs = LangGraphRuns.of(call, request)
-    count = await run_in_threadpool(runs.store.delete_runs, call.context.tenant_id,
-                                    body.run_ids)
+    runs = threads_of(call, request)
+    count = await run_in_threadpool(runs.store.delete_runs, call.context.tenant_id, body.run_ids)
     return Changed(checkpoints=count)
 
 
-@router.post("/threads/prune", response_model=Changed, summary="Prune threads",
-             dependencies=_command("prune"))
+@router.post(
+    "/threads/prune",
+    response_model=Changed,
+    summary="Prune threads",
+    dependencies=_command("prune"),
+)
 async def prune(body: Prune, call: Update, request: Request) -> Changed:
     """Keep each namespace's latest checkpoint, or delete all (``strategy``)."""
-    runs = LangGraphRuns.of(call, request)
-    count = await run_in_threadpool(runs.store.prune, call.context.tenant_id, body.thread_ids,
-                                    body.strategy)
+    runs = threads_of(call, request)
+    count = await run_in_threadpool(
+        runs.store.prune, call.context.tenant_id, body.thread_ids, body.strategy
+    )
     return Changed(checkpoints=count)
 
 
@@ -297,8 +342,9 @@ def _metadata_filter(text: str | None) -> dict[str, Any] | None:
     except ValueError:
         value, storable = None, ""
     if not isinstance(value, dict) or "\\u0000" in storable:
-        raise MalformedRequestError("filter must be a JSON object (no NaN, Infinity or NUL)",
-                                    reason="filter")
+        raise MalformedRequestError(
+            "filter must be a JSON object (no NaN, Infinity or NUL)", reason="filter"
+        )
     return value
 
 
@@ -308,5 +354,4 @@ def _cursor(cursor: str | None) -> tuple[str, str, str] | None:
     try:
         return decode_cursor(cursor)
     except ValueError:
-        raise MalformedRequestError("cursor was not issued by this list", reason="cursor"
-                                    ) from None
+        raise MalformedRequestError("cursor was not issued by this list", reason="cursor") from None

@@ -9,11 +9,12 @@ from uuid import UUID
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field, StringConstraints
 
-from commands import CommandResult, InvalidCommandError, NotFoundError
-from commands.policies import PolicyView
-from gateway._policy import requires
-from gateway._principal import Role
-from gateway.api._models import (
+from omium.commands import CommandResult, InvalidCommandError, NotFoundError
+from omium.commands.policies import PolicyView
+from omium.gateway._openapi import created, link, problems
+from omium.gateway._policy import requires
+from omium.gateway._principal import Role
+from omium.gateway.api._models import (
     MAX_VERSION,
     EventNames,
     Identifier,
@@ -24,7 +25,7 @@ from gateway.api._models import (
     accepted_fields,
     location,
 )
-from gateway.api._support import Create, Read
+from omium.gateway.api._support import Create, Read
 
 router = APIRouter(prefix="/policies", tags=["policies"])
 
@@ -39,8 +40,9 @@ class PublishPolicy(RequestModel):
     """A policy version: the first one creates the policy, later ones follow it."""
 
     name: Identifier = Field(description="Unique within the tenant.")
-    module: RegoModule = Field(description="Rego source starting with 'package <path>'; "
-                                           "it must compile.")
+    module: RegoModule = Field(
+        description="Rego source starting with 'package <path>'; it must compile."
+    )
     mode: Literal["deny", "warn"] = Field(description="deny halts the run; warn records.")
     description: Text | None = None
     expected_version: Version | None = Field(
@@ -62,8 +64,10 @@ class PolicyAccepted(BaseModel):
     def of(cls, result: CommandResult) -> PolicyAccepted:
         """The answer for a ``publish_policy`` result."""
         return cls(
-            policy_id=result.aggregate_id, policy_version=result.data["policy_version"],
-            package=result.data["package"], **accepted_fields(result),
+            policy_id=result.aggregate_id,
+            policy_version=result.data["policy_version"],
+            package=result.data["package"],
+            **accepted_fields(result),
         )
 
 
@@ -87,11 +91,18 @@ class Policy(BaseModel):
     def of(cls, view: PolicyView) -> Policy:
         """The answer for a policy view."""
         return cls(
-            policy_id=view.id, name=view.name, policy_version=view.policy_version,
-            latest_version=view.latest_version, module=view.module,
-            module_sha256=view.module_sha256, package=view.package, mode=view.mode,
-            description=view.description, created_at=view.created_at,
-            modified_at=view.modified_at, version=view.version,
+            policy_id=view.id,
+            name=view.name,
+            policy_version=view.policy_version,
+            latest_version=view.latest_version,
+            module=view.module,
+            module_sha256=view.module_sha256,
+            package=view.package,
+            mode=view.mode,
+            description=view.description,
+            created_at=view.created_at,
+            modified_at=view.modified_at,
+            version=view.version,
         )
 
 
@@ -101,12 +112,23 @@ class Policy(BaseModel):
     response_model=PolicyAccepted,
     summary="Publish a policy version",
     dependencies=[requires(Role.OPERATOR, command="policies.publish")],
+    responses={
+        **problems(409),
+        **created(
+            "The policy version was published.",
+            GetPolicy=link("/policies/{policy_id}", policy_id="$response.body#/policy_id"),
+        ),
+    },
 )
 async def publish_policy(body: PublishPolicy, call: Create) -> PolicyAccepted:
     """Publish a version; a module that does not compile answers 422 invalid-policy."""
     result = await call.create(
-        call.apps.policies.publish_policy, lambda pid: location("policies", pid),
-        name=body.name, module=body.module, mode=body.mode, description=body.description,
+        call.apps.policies.publish_policy,
+        lambda pid: location("policies", pid),
+        name=body.name,
+        module=body.module,
+        mode=body.mode,
+        description=body.description,
         expected_version=body.expected_version,
     )
     return PolicyAccepted.of(result)

@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from gateway._policy import TenantId, requires
-from gateway._principal import Role
-from gateway.api.read_common import Stores, pg_connection
-from gateway.errors import MalformedRequestError
+from omium.gateway._policy import TenantId, requires
+from omium.gateway._principal import Role
+from omium.gateway.api.read_common import Stores, pg_connection
+from omium.gateway.errors import MalformedRequestError
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
@@ -77,13 +77,18 @@ def _window(start: datetime | None, end: datetime | None, bucket: str) -> tuple[
     if start >= end:
         raise MalformedRequestError("start must be before end", reason="query")
     if (end - start) / BUCKETS[bucket] > MAX_BUCKETS:
-        raise MalformedRequestError(f"more than {MAX_BUCKETS} buckets; use a wider bucket",
-                                    reason="query")
+        raise MalformedRequestError(
+            f"more than {MAX_BUCKETS} buckets; use a wider bucket", reason="query"
+        )
     return start, end
 
 
-@router.get("/runs", response_model=RunStats, summary="Runs and failure rate over time",
-            dependencies=[requires(Role.VIEWER)])
+@router.get(
+    "/runs",
+    response_model=RunStats,
+    summary="Runs and failure rate over time",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def run_stats(
     tenant_id: TenantId,
     stores: Stores,
@@ -95,20 +100,32 @@ async def run_stats(
     """Runs started per bucket; ``failure_rate`` is failed / finished (``null`` if none ended)."""
     start, end = _window(start, end, bucket)
     async with pg_connection(stores) as conn:
-        rows = await stores.queries.run_stats(conn, tenant_id, start=start, end=end,
-                                              bucket=BUCKETS[bucket], workflow_id=workflow_id)
+        rows = await stores.queries.run_stats(
+            conn, tenant_id, start=start, end=end, bucket=BUCKETS[bucket], workflow_id=workflow_id
+        )
     buckets = []
     for row in rows:
         finished = row["completed"] + row["failed"] + row["stopped"]
         rate = row["failed"] / finished if finished else None
-        buckets.append(RunBucket(**{**row, "tokens": row["tokens"] or 0,
-                                    "cost_usd": row["cost_usd"] or 0.0, "failure_rate": rate}))
+        buckets.append(
+            RunBucket(
+                **{
+                    **row,
+                    "tokens": row["tokens"] or 0,
+                    "cost_usd": row["cost_usd"] or 0.0,
+                    "failure_rate": rate,
+                }
+            )
+        )
     return RunStats(start=start, end=end, bucket=bucket, buckets=buckets)
 
 
-@router.get("/steps", response_model=StepStats,
-            summary="Step latency (p50/p95), tokens and cost over time",
-            dependencies=[requires(Role.VIEWER)])
+@router.get(
+    "/steps",
+    response_model=StepStats,
+    summary="Step latency (p50/p95), tokens and cost over time",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def step_stats(
     tenant_id: TenantId,
     stores: Stores,
@@ -120,9 +137,18 @@ async def step_stats(
     """Finished steps per bucket, optionally per workflow, agent or model."""
     start, end = _window(start, end, bucket)
     async with pg_connection(stores) as conn:
-        rows = await stores.queries.step_stats(conn, tenant_id, start=start, end=end,
-                                               bucket=BUCKETS[bucket], group_by=group_by)
-    buckets = [StepBucket(**{**row, "tokens_in": row["tokens_in"] or 0,
-                             "tokens_out": row["tokens_out"] or 0,
-                             "cost_usd": row["cost_usd"] or 0.0}) for row in rows]
+        rows = await stores.queries.step_stats(
+            conn, tenant_id, start=start, end=end, bucket=BUCKETS[bucket], group_by=group_by
+        )
+    buckets = [
+        StepBucket(
+            **{
+                **row,
+                "tokens_in": row["tokens_in"] or 0,
+                "tokens_out": row["tokens_out"] or 0,
+                "cost_usd": row["cost_usd"] or 0.0,
+            }
+        )
+        for row in rows
+    ]
     return StepStats(start=start, end=end, bucket=bucket, group_by=group_by, buckets=buckets)

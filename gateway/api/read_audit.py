@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from gateway._policy import TenantId, requires
-from gateway._principal import Role
-from gateway.api.read_common import Stores, pg_connection
+from omium.gateway._policy import TenantId, requires
+from omium.gateway._principal import Role
+from omium.gateway.api.read_common import Stores, pg_connection
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -40,8 +40,12 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
-@router.get("", response_model=AuditPage, summary="Query the audit trail",
-            dependencies=[requires(Role.VIEWER)])
+@router.get(
+    "",
+    response_model=AuditPage,
+    summary="Query the audit trail",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def audit_log(
     tenant_id: TenantId,
     stores: Stores,
@@ -56,9 +60,17 @@ async def audit_log(
 ) -> AuditPage:
     """Audit records filtered by actor, command, result, target and time, newest first."""
     async with pg_connection(stores) as conn:
-        page = await stores.queries.audit(conn, tenant_id, actor=actor, command=command,
-                                          result=result, target=target, after=after,
-                                          before=before, limit=limit, cursor=cursor)
-    items = [AuditRecord.model_validate({**r, "event_id": str(r["event_id"])})
-             for r in page.items]
+        page = await stores.queries.audit(
+            conn,
+            tenant_id,
+            actor=actor,
+            command=command,
+            result=result,
+            target=target,
+            after=after,
+            before=before,
+            limit=limit,
+            cursor=cursor,
+        )
+    items = [AuditRecord.model_validate({**r, "event_id": str(r["event_id"])}) for r in page.items]
     return AuditPage(items=items, next_cursor=page.next_cursor)

@@ -5,20 +5,26 @@ Not a route module (it defines no ``router``); ``read_*`` route modules import i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import psycopg
 from fastapi import Depends, Request
 from psycopg_pool import PoolTimeout
+from pydantic import BaseModel
 
-from gateway._problems import register_error
+from omium.gateway._problems import register_error
 from omium.kernel.errors import OmiumError, PersistenceError
-from projections import InvalidCursorError, ReadStores
+from omium.projections import InvalidCursorError, ReadStores
 
-register_error(InvalidCursorError, status=422, title="Invalid cursor", slug="invalid-cursor",
-               extensions=("reason", "field"))
+register_error(
+    InvalidCursorError,
+    status=422,
+    title="Invalid cursor",
+    slug="invalid-cursor",
+    extensions=("reason", "field"),
+)
 
 
 class ReadModelNotFoundError(OmiumError):
@@ -35,8 +41,13 @@ class ReadModelNotFoundError(OmiumError):
         super().__init__(f"{resource_type} {resource_id} not found")
 
 
-register_error(ReadModelNotFoundError, status=404, title="Resource not found", slug="not-found",
-               extensions=("resource_type", "resource_id"))
+register_error(
+    ReadModelNotFoundError,
+    status=404,
+    title="Resource not found",
+    slug="not-found",
+    extensions=("resource_type", "resource_id"),
+)
 
 
 class CheckpointCorruptError(OmiumError):
@@ -55,8 +66,13 @@ class CheckpointCorruptError(OmiumError):
         super().__init__(f"checkpoint {checkpoint_id} state fails its checksum")
 
 
-register_error(CheckpointCorruptError, status=409, title="Checkpoint state is corrupt",
-               slug="checkpoint-corrupt", extensions=("checkpoint_id", "expected", "actual"))
+register_error(
+    CheckpointCorruptError,
+    status=409,
+    title="Checkpoint state is corrupt",
+    slug="checkpoint-corrupt",
+    extensions=("checkpoint_id", "expected", "actual"),
+)
 
 
 class ReadModelUnavailableError(PersistenceError):
@@ -87,3 +103,16 @@ async def pg_connection(stores: ReadStores) -> AsyncIterator[psycopg.AsyncConnec
     except psycopg.errors.UndefinedTable as exc:
         # The projection has never run against this database: there is no read model yet.
         raise ReadModelUnavailableError("the PostgreSQL read model is not built yet") from exc
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def known(model: type[ModelT], record: Mapping[str, Any]) -> ModelT:
+    """``model`` from a read model's row or document, cut to the model's own fields.
+
+    The answers are the SDK's models, which keep unknown fields (a newer gateway must not break
+    an older client); cutting here keeps a row's other columns (its tenant, bookkeeping) from
+    ever reaching a caller.
+    """
+    return model.model_validate({k: v for k, v in record.items() if k in model.model_fields})

@@ -7,13 +7,18 @@ from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
-from gateway._policy import TenantId, requires
-from gateway._principal import Role
-from gateway.api.read_common import ReadModelNotFoundError, ReadModelUnavailableError, Stores
-from projections import ReadStores
-from projections.opensearch import parse_groups, parse_page
+from omium.gateway._policy import TenantId, requires
+from omium.gateway._principal import Role
+from omium.gateway.api.read_common import (
+    ReadModelNotFoundError,
+    ReadModelUnavailableError,
+    Stores,
+    known,
+)
+from omium.projections import ReadStores
+from omium.projections.opensearch import parse_groups, parse_page
+from omium.sdk.client import Failure, FailureGroup, Page, Span, Trace
 
 router = APIRouter(tags=["search"])
 
@@ -23,83 +28,10 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
 
-class Span(BaseModel):
-    """One span of a trace."""
-
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None = None
-    execution_id: str | None = None
-    step_id: str | None = None
-    name: str
-    kind: str
-    start_time: datetime
-    end_time: datetime
-    duration_ms: float
-    status: str
-    status_message: str | None = None
-    attributes: dict[str, str] = {}
-    agent: str | None = None
-    model: str | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost_usd: float = 0.0
-    cache_hit: bool | None = None
-
-
-class SpanPage(BaseModel):
-    """A page of spans, newest first."""
-
-    items: list[Span]
-    next_cursor: str | None
-
-
-class Trace(BaseModel):
-    """Every span of one trace, in start order."""
-
-    trace_id: str
-    spans: list[Span]
-
-
-class Failure(BaseModel):
-    """A failure and, once chosen, its recovery plan."""
-
-    failure_id: str
-    execution_id: str | None = None
-    step_id: str | None = None
-    attempt: int | None = None
-    kind: str | None = None
-    message: str | None = None
-    signature: str | None = None
-    agent: str | None = None
-    model: str | None = None
-    detected_by: str | None = None
-    details: dict[str, str] = {}
-    detected_at: datetime | None = None
-    plan_id: str | None = None
-    plan: str | None = None
-    plan_reason: str | None = None
-    planned_at: datetime | None = None
-    similar_failure_count: int | None = None
-
-
-class FailurePage(BaseModel):
-    """A page of failures, newest first."""
-
-    items: list[Failure]
-    next_cursor: str | None
-
-
-class FailureGroup(BaseModel):
-    """Failures sharing a signature."""
-
-    signature: str
-    count: int
-    executions: int
-    first_seen: datetime | None
-    last_seen: datetime | None
-    kinds: list[str]
-    sample: dict[str, Any] | None
+# The answers are the SDK's models (one definition for the gateway and its clients); a stored
+# document is cut to the model's fields (``known``), so its other fields never reach a caller.
+SpanPage = Page[Span]
+FailurePage = Page[Failure]
 
 
 async def _search(stores: ReadStores, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -115,66 +47,116 @@ async def _search(stores: ReadStores, path: str, body: dict[str, Any]) -> dict[s
     return result
 
 
-@router.get("/traces/spans", response_model=SpanPage, summary="Search spans",
-            dependencies=[requires(Role.VIEWER)])
+@router.get(
+    "/traces/spans",
+    response_model=SpanPage,
+    summary="Search spans",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def search_spans(
-    tenant_id: TenantId, stores: Stores, q: Text = None, trace_id: Term = None,
+    tenant_id: TenantId,
+    stores: Stores,
+    q: Text = None,
+    trace_id: Term = None,
     execution_id: Term = None,
-    kind: Literal["execution", "step", "llm_call", "tool_call", "agent", "checkpoint",
-                  "policy"] | None = None,
-    status: Literal["unset", "ok", "error"] | None = None, agent: Term = None,
-    model: Term = None, start: datetime | None = None, end: datetime | None = None,
-    limit: Limit = 50, cursor: Cursor = None,
+    kind: Literal["execution", "step", "llm_call", "tool_call", "agent", "checkpoint", "policy"]
+    | None = None,
+    status: Literal["unset", "ok", "error"] | None = None,
+    agent: Term = None,
+    model: Term = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> SpanPage:
     """Spans by full text (name, status message) and filters, newest first."""
-    path, body = stores.search.spans(tenant_id, text=q, trace_id=trace_id,
-                                     execution_id=execution_id, kind=kind, status=status,
-                                     agent=agent, model=model, start=start, end=end,
-                                     limit=limit, cursor=cursor)
+    path, body = stores.search.spans(
+        tenant_id,
+        text=q,
+        trace_id=trace_id,
+        execution_id=execution_id,
+        kind=kind,
+        status=status,
+        agent=agent,
+        model=model,
+        start=start,
+        end=end,
+        limit=limit,
+        cursor=cursor,
+    )
     page = parse_page(await _search(stores, path, body), kind="spans", limit=limit)
-    return SpanPage(items=[Span.model_validate(s) for s in page.items],
-                    next_cursor=page.next_cursor)
+    return SpanPage(items=[known(Span, s) for s in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/traces/{trace_id}", response_model=Trace, summary="One trace's spans",
-            dependencies=[requires(Role.VIEWER)])
+@router.get(
+    "/traces/{trace_id}",
+    response_model=Trace,
+    summary="One trace's spans",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def get_trace(trace_id: str, tenant_id: TenantId, stores: Stores) -> Trace:
     """Every span of the trace, in start order; 404 when the tenant has none."""
     path, body = stores.search.trace(tenant_id, trace_id)
     hits = (await _search(stores, path, body)).get("hits", {}).get("hits", [])
     if not hits:
         raise ReadModelNotFoundError("Trace", trace_id)
-    return Trace(trace_id=trace_id, spans=[Span.model_validate(h["_source"]) for h in hits])
+    return Trace(trace_id=trace_id, spans=[known(Span, h["_source"]) for h in hits])
 
 
-@router.get("/failures", response_model=FailurePage, summary="Search failures",
-            dependencies=[requires(Role.VIEWER)])
+@router.get(
+    "/failures",
+    response_model=FailurePage,
+    summary="Search failures",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def search_failures(
-    tenant_id: TenantId, stores: Stores, q: Text = None, kind: Term = None,
-    signature: Term = None, execution_id: Term = None, agent: Term = None, model: Term = None,
+    tenant_id: TenantId,
+    stores: Stores,
+    q: Text = None,
+    kind: Term = None,
+    signature: Term = None,
+    execution_id: Term = None,
+    agent: Term = None,
+    model: Term = None,
     plan: Literal["retry", "rollback", "fallback", "escalate", "abort"] | None = None,
-    start: datetime | None = None, end: datetime | None = None, limit: Limit = 50,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: Limit = 50,
     cursor: Cursor = None,
 ) -> FailurePage:
     """Failures by full text (message, plan reason) and filters, newest first."""
-    path, body = stores.search.failures(tenant_id, text=q, kind=kind, signature=signature,
-                                        execution_id=execution_id, agent=agent, model=model,
-                                        plan=plan, start=start, end=end, limit=limit,
-                                        cursor=cursor)
+    path, body = stores.search.failures(
+        tenant_id,
+        text=q,
+        kind=kind,
+        signature=signature,
+        execution_id=execution_id,
+        agent=agent,
+        model=model,
+        plan=plan,
+        start=start,
+        end=end,
+        limit=limit,
+        cursor=cursor,
+    )
     page = parse_page(await _search(stores, path, body), kind="failures", limit=limit)
-    return FailurePage(items=[Failure.model_validate(f) for f in page.items],
-                       next_cursor=page.next_cursor)
+    return FailurePage(items=[known(Failure, f) for f in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/failures/groups", response_model=list[FailureGroup],
-            summary="Similar failures, grouped by signature",
-            dependencies=[requires(Role.VIEWER)])
+@router.get(
+    "/failures/groups",
+    response_model=list[FailureGroup],
+    summary="Similar failures, grouped by signature",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def failure_groups(
-    tenant_id: TenantId, stores: Stores, kind: Term = None, start: datetime | None = None,
-    end: datetime | None = None, size: Annotated[int, Query(ge=1, le=100)] = 20,
+    tenant_id: TenantId,
+    stores: Stores,
+    kind: Term = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[FailureGroup]:
     """The biggest groups of failures with the same signature, with a sample of each."""
-    path, body = stores.search.failure_groups(tenant_id, kind=kind, start=start, end=end,
-                                              size=size)
-    return [FailureGroup.model_validate(g) for g in parse_groups(await _search(stores, path,
-                                                                               body))]
+    path, body = stores.search.failure_groups(tenant_id, kind=kind, start=start, end=end, size=size)
+    return [known(FailureGroup, g) for g in parse_groups(await _search(stores, path, body))]

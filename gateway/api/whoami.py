@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from gateway._policy import requires
-from gateway._principal import Principal, Role
+from omium.gateway._policy import requires
+from omium.gateway._principal import Principal, Role
 
 router = APIRouter(tags=["identity"])
 

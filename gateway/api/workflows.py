@@ -8,12 +8,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from commands import CommandResult, InvalidCommandError, NotFoundError
-from commands.workflows import WorkflowView
-from gateway._policy import requires
-from gateway._principal import Role
-from gateway.api._models import (
+from omium.commands import CommandResult, InvalidCommandError, NotFoundError
+from omium.commands.workflows import WorkflowView
+from omium.gateway._openapi import created, link, problems
+from omium.gateway._policy import requires
+from omium.gateway._principal import Role
+from omium.gateway.api._models import (
     MAX_VERSION,
     EventNames,
     Identifier,
@@ -24,9 +26,13 @@ from gateway.api._models import (
     accepted_fields,
     location,
 )
-from gateway.api._support import Create, Read, Update
+from omium.gateway.api._support import Create, Read, ReadCall, Update
+from omium.gateway.api.read_common import Stores, pg_connection
+from omium.projections import ReadStores
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
+
+_NEW_WORKFLOW = "$response.body#/workflow_id"
 
 # Names are ids too: no outer spaces, no line breaks, at most 200 characters (as the domain).
 WorkflowName = Identifier
@@ -62,8 +68,11 @@ class WorkflowAccepted(BaseModel):
     def of(cls, result: CommandResult) -> WorkflowAccepted:
         """The answer for a command result."""
         # Every workflow event publishes one definition version, so the two numbers are equal.
-        return cls(workflow_id=result.aggregate_id, definition_version=result.version,
-                   **accepted_fields(result))
+        return cls(
+            workflow_id=result.aggregate_id,
+            definition_version=result.version,
+            **accepted_fields(result),
+        )
 
 
 class Workflow(BaseModel):
@@ -82,9 +91,14 @@ class Workflow(BaseModel):
     def of(cls, view: WorkflowView) -> Workflow:
         """The answer for a query's view."""
         return cls(
-            workflow_id=view.id, name=view.name, definition_version=view.definition_version,
-            latest_version=view.latest_version, definition=view.definition,
-            registered_at=view.registered_at, modified_at=view.modified_at, version=view.version,
+            workflow_id=view.id,
+            name=view.name,
+            definition_version=view.definition_version,
+            latest_version=view.latest_version,
+            definition=view.definition,
+            registered_at=view.registered_at,
+            modified_at=view.modified_at,
+            version=view.version,
         )
 
 
@@ -94,12 +108,32 @@ class Workflow(BaseModel):
     response_model=WorkflowAccepted,
     summary="Register a workflow (definition version 1)",
     dependencies=[requires(Role.DEVELOPER, command="workflows.register")],
+    responses={
+        **problems(409),
+        **created(
+            "The workflow was registered.",
+            GetWorkflow=link("/workflows/{workflow_id}", workflow_id=_NEW_WORKFLOW),
+            PublishWorkflowVersion=link(
+                "/workflows/{workflow_id}/versions", "post", workflow_id=_NEW_WORKFLOW
+            ),
+            StartExecution=link(
+                "/executions",
+                "post",
+                body={
+                    "workflow_id": _NEW_WORKFLOW,
+                    "workflow_version": "$response.body#/definition_version",
+                },
+            ),
+        ),
+    },
 )
 async def register_workflow(body: RegisterWorkflow, call: Create) -> WorkflowAccepted:
     """Register a workflow; a second workflow with the same name answers 409 already-exists."""
     result = await call.create(
-        call.apps.workflows.register_workflow, lambda wid: location("workflows", wid),
-        name=body.name, definition=body.definition,
+        call.apps.workflows.register_workflow,
+        lambda wid: location("workflows", wid),
+        name=body.name,
+        definition=body.definition,
     )
     return WorkflowAccepted.of(result)
 
@@ -110,13 +144,16 @@ async def register_workflow(body: RegisterWorkflow, call: Create) -> WorkflowAcc
     response_model=WorkflowAccepted,
     summary="Publish a new definition version",
     dependencies=[requires(Role.DEVELOPER, command="workflows.publish_version")],
+    responses=problems(409),
 )
 async def publish_workflow_version(
     workflow_id: UUID, body: PublishWorkflowVersion, call: Update
 ) -> WorkflowAccepted:
     """Publish the next definition version; ``Location`` names the new version."""
     result = await call.update(
-        call.apps.workflows.publish_workflow_version, workflow_id, body,
+        call.apps.workflows.publish_workflow_version,
+        workflow_id,
+        body,
         definition=body.definition,
     )
     # The workflow's definition version is its aggregate version (one event per version).
@@ -129,18 +166,48 @@ async def publish_workflow_version(
 @router.get(
     "",
     response_model=list[Workflow],
-    summary="Find the tenant's workflow by name",
+    summary="Find the tenant's workflow by name, or list them all",
     dependencies=[requires(Role.VIEWER)],
 )
 async def find_workflow(
-    call: Read, name: Annotated[WorkflowName, Query(description="The workflow's name.")]
+    call: Read,
+    stores: Stores,
+    name: Annotated[
+        WorkflowName | None,
+        Query(description="The workflow's name (default: every workflow, by name)."),
+    ] = None,
 ) -> list[Workflow]:
-    """The workflow with this name at its latest version: a list of one, or empty."""
+    """The workflow with this name at its latest version (a list of one, or empty); or all.
+
+    Without ``name``: the tenant's workflows by name, at most 500, found in the read model (a
+    workflow registered a moment ago may be missing) and read from the write side.
+    """
+    if name is None:
+        return await _every_workflow(call, stores)
     try:
         view = await call.run(call.apps.workflows.find_workflow, name)
     except NotFoundError:
         return []
     return [Workflow.of(view)]
+
+
+async def _every_workflow(call: ReadCall, stores: ReadStores) -> list[Workflow]:
+    async with pg_connection(stores) as conn:
+        ids = await stores.queries.workflow_ids(conn, call.tenant_id, limit=_LIST_LIMIT)
+
+    def load() -> list[WorkflowView]:
+        views = []
+        for workflow_id in ids:
+            try:
+                views.append(call.apps.workflows.get_workflow(call.tenant_id, UUID(workflow_id)))
+            except NotFoundError:
+                continue  # the read model is ahead of nothing; skip what the store lacks
+        return views
+
+    return [Workflow.of(view) for view in await run_in_threadpool(load)]
+
+
+_LIST_LIMIT = 500
 
 
 @router.get(

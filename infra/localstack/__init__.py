@@ -4,15 +4,16 @@ Everything (binaries, data, logs, pid files) lives under ``settings.stack.data_d
 (``omium up/down/status``) and the test fixtures drive :class:`LocalStack`.
 """
 
-from infra.localstack._errors import (
+from omium.infra.localstack._errors import (
     ComponentStartError,
     PrerequisiteError,
     StackError,
     StackNotRunningError,
     StackStartError,
 )
-from infra.localstack._paths import StackPaths
-from infra.localstack._stack import (
+from omium.infra.localstack._kafka_ha import ha_bootstrap_servers, ha_kafka_env
+from omium.infra.localstack._paths import StackPaths
+from omium.infra.localstack._stack import (
     ALL_COMPONENTS,
     PROFILES,
     ComponentStatus,
@@ -36,4 +37,6 @@ __all__ = [
     "StackStartError",
     "StartResult",
     "StopResult",
+    "ha_bootstrap_servers",
+    "ha_kafka_env",
 ]

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from infra.localstack._paths import StackPaths
-from infra.localstack._proc import RunAs
+from omium.infra.localstack._paths import StackPaths
+from omium.infra.localstack._proc import RunAs
 from omium.kernel.settings import OmiumSettings
 
 INFRA_DIR = Path(__file__).resolve().parents[1]

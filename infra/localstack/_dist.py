@@ -18,9 +18,9 @@ from pathlib import Path
 
 import structlog
 
-from infra.localstack._errors import PrerequisiteError
-from infra.localstack._paths import StackPaths
-from infra.localstack._proc import run_once
+from omium.infra.localstack._errors import PrerequisiteError
+from omium.infra.localstack._paths import StackPaths
+from omium.infra.localstack._proc import run_once
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +76,12 @@ def ensure_kafka_libs(paths: StackPaths) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         run_once(
             [
-                _mvn(), "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+                _mvn(),
+                "-q",
+                "-B",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
                 f"-DoutputDirectory={partial / 'libs'}",
             ],
             what="resolving Kafka jars with Maven",
@@ -114,7 +119,12 @@ def ensure_opensearch(paths: StackPaths) -> Path:
         downloads = paths.dist / "downloads"
         run_once(
             [
-                _mvn(), "-q", "-B", "-f", str(POM), "dependency:copy",
+                _mvn(),
+                "-q",
+                "-B",
+                "-f",
+                str(POM),
+                "dependency:copy",
                 f"-Dartifact=org.opensearch.distribution.integ-test-zip:opensearch:{version}:zip",
                 f"-DoutputDirectory={downloads}",
             ],
@@ -187,6 +197,7 @@ def postgres_bindir() -> Path:
         key=lambda bindir: int(bindir.parent.name) if bindir.parent.name.isdigit() else 0,
     )
     if not candidates:
-        raise PrerequisiteError("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin); "
-                                "run `make bootstrap`")
+        raise PrerequisiteError(
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin); run `make bootstrap`"
+        )
     return candidates[-1]

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import base64
 import logging
+import secrets
 import uuid
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from infra.localstack._component import INFRA_DIR, Component, Launch, error_text, host_port, render
-from infra.localstack._dist import ensure_kafka_libs, java
-from infra.localstack._proc import run_once
+from omium.infra.localstack._component import (
+    INFRA_DIR,
+    Component,
+    Launch,
+    error_text,
+    host_port,
+    render,
+)
+from omium.infra.localstack._dist import ensure_kafka_libs, java
+from omium.infra.localstack._proc import run_once
 
 log = structlog.get_logger(__name__)
+
+SASL_USER = "omium"
+"""The local broker's one SASL/PLAIN user."""
 
 # librdkafka logs every refused connection while a probe waits for the broker; keep them quiet.
 _QUIET = logging.getLogger("omium.localstack.kafka-probe")
@@ -49,9 +60,25 @@ class Kafka(Component):
         return f"{host}:{port}"
 
     def ports(self) -> list[tuple[str, int]]:
-        """Broker and controller listeners."""
+        """Broker, controller and SASL listeners."""
         host, port = self._listener
-        return [(host, port), (host, self.settings.stack.kafka_controller_port)]
+        stack = self.settings.stack
+        return [(host, port), (host, stack.kafka_controller_port), (host, stack.kafka_sasl_port)]
+
+    @property
+    def sasl_address(self) -> str:
+        """Bootstrap servers of the SASL_PLAINTEXT listener."""
+        host, _ = self._listener
+        return f"{host}:{self.settings.stack.kafka_sasl_port}"
+
+    def sasl_credentials(self) -> tuple[str, str]:
+        """The SASL/PLAIN user and its password, generated once with the stack's data."""
+        secret = self.home / "sasl.password"
+        if not secret.exists():
+            secret.parent.mkdir(parents=True, exist_ok=True)
+            secret.write_text(secrets.token_urlsafe(24) + "\n")
+            secret.chmod(0o600)
+        return SASL_USER, secret.read_text().strip()
 
     @property
     def data_dir(self) -> Path:
@@ -71,15 +98,21 @@ class Kafka(Component):
     def write_config(self) -> Path:
         """Render ``infra/kafka/server.properties`` into the data folder."""
         host, port = self._listener
-        return render(
+        sasl_user, sasl_password = self.sasl_credentials()
+        config = render(
             "kafka/server.properties",
             self.home / "server.properties",
             host=host,
             port=port,
             controller_port=self.settings.stack.kafka_controller_port,
+            sasl_port=self.settings.stack.kafka_sasl_port,
+            sasl_user=sasl_user,
+            sasl_password=sasl_password,
             log_dirs=self.data_dir,
             partitions=self.settings.kafka.partitions,
         )
+        config.chmod(0o600)  # it holds the SASL password
+        return config
 
     def _jvm(self, libs: Path) -> list[str]:
         return [
@@ -98,16 +131,28 @@ class Kafka(Component):
             cluster_id = self.cluster_id()
             log.info("formatting Kafka storage", cluster_id=cluster_id, path=str(self.data_dir))
             run_once(
-                [*self._jvm(libs), "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(config), "--ignore-formatted"],
+                [
+                    *self._jvm(libs),
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(config),
+                    "--ignore-formatted",
+                ],
                 what="formatting Kafka storage",
                 cwd=self.home,
             )
         heap = self.settings.stack.kafka_heap
         # The same flags kafka-run-class.sh uses; G1 with short pauses suits a latency-bound log.
         jvm_flags = [
-            f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35",
+            "-XX:+ExplicitGCInvokesConcurrent",
             "-Djava.awt.headless=true",
         ]
         cmd = self._jvm(libs)

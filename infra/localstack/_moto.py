@@ -6,8 +6,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from infra.localstack._component import Component, Launch, error_text, host_port
-from infra.localstack._errors import PrerequisiteError
+from omium.infra.localstack._component import Component, Launch, error_text, host_port
+from omium.infra.localstack._errors import PrerequisiteError
 
 
 class Moto(Component):
@@ -34,8 +34,10 @@ class Moto(Component):
         beside = Path(sys.executable).parent / "moto_server"
         server = str(beside) if beside.exists() else shutil.which("moto_server")
         if server is None:
-            raise PrerequisiteError("moto_server not found; install the dev extra "
-                                    "(`.venv/bin/pip install -e '.[dev]'`, i.e. moto[server])")
+            raise PrerequisiteError(
+                "moto_server not found; install the dev extra "
+                "(`.venv/bin/pip install -e '.[dev]'`, i.e. moto[server])"
+            )
         self.home.mkdir(parents=True, exist_ok=True)
         host, port = self._endpoint
         return Launch(cmd=[server, "-H", host, "-p", str(port)], cwd=self.home)
@@ -54,8 +56,9 @@ class Moto(Component):
                 region_name=aws.region,
                 aws_access_key_id=aws.access_key_id.get_secret_value(),
                 aws_secret_access_key=aws.secret_access_key.get_secret_value(),
-                config=Config(connect_timeout=timeout_s, read_timeout=timeout_s,
-                              retries={"max_attempts": 1}),
+                config=Config(
+                    connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 1}
+                ),
             )
             client.list_buckets()
         except (BotoCoreError, ClientError) as exc:

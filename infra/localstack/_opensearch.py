@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from infra.localstack._component import Component, Launch, error_text, host_port, render
-from infra.localstack._dist import ensure_opensearch, java_home
-from infra.localstack._proc import chown_tree, ensure_traversable
+from omium.infra.localstack._component import Component, Launch, error_text, host_port, render
+from omium.infra.localstack._dist import ensure_opensearch, java_home
+from omium.infra.localstack._proc import chown_tree, ensure_traversable
 
 
 class OpenSearch(Component):
@@ -41,10 +41,23 @@ class OpenSearch(Component):
         if not (config / "log4j2.properties").exists():
             shutil.copy2(dist / "config" / "log4j2.properties", config / "log4j2.properties")
         host, port = self._endpoint
-        render("opensearch/opensearch.yml", config / "opensearch.yml", host=host, http_port=port,
-               transport_port=port + 100, data=data, logs=logs)
-        render("opensearch/jvm.options", config / "jvm.options",
-               heap=self.settings.stack.opensearch_heap, tmp=tmp, data=data, logs=logs)
+        render(
+            "opensearch/opensearch.yml",
+            config / "opensearch.yml",
+            host=host,
+            http_port=port,
+            transport_port=port + 100,
+            data=data,
+            logs=logs,
+        )
+        render(
+            "opensearch/jvm.options",
+            config / "jvm.options",
+            heap=self.settings.stack.opensearch_heap,
+            tmp=tmp,
+            data=data,
+            logs=logs,
+        )
         # The service user must own its folders (OpenSearch writes a keystore into config/).
         ensure_traversable(self.home, self.account)
         ensure_traversable(dist, self.account)
@@ -71,8 +84,9 @@ class OpenSearch(Component):
         import httpx
 
         try:
-            response = httpx.get(f"{self.settings.opensearch.url.rstrip('/')}/_cluster/health",
-                                 timeout=timeout_s)
+            response = httpx.get(
+                f"{self.settings.opensearch.url.rstrip('/')}/_cluster/health", timeout=timeout_s
+            )
             response.raise_for_status()
             health = response.json().get("status")
         except (httpx.HTTPError, ValueError) as exc:

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from infra.localstack._component import Component, Launch, error_text
-from infra.localstack._dist import postgres_bindir
-from infra.localstack._errors import StackError
-from infra.localstack._proc import chown_tree, ensure_traversable, run_once
+from omium.infra.localstack._component import Component, Launch, error_text
+from omium.infra.localstack._dist import postgres_bindir
+from omium.infra.localstack._errors import StackError
+from omium.infra.localstack._proc import chown_tree, ensure_traversable, run_once
 
 if TYPE_CHECKING:
     import psycopg
@@ -80,10 +80,15 @@ class Postgres(Component):
             log.info("initialising PostgreSQL cluster", path=str(self.data_dir))
             run_once(
                 [
-                    str(bindir / "initdb"), "-D", str(self.data_dir), f"--username={SUPERUSER}",
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    f"--username={SUPERUSER}",
                     # Local socket: trust, because only the service user and root can reach it.
-                    "--auth-local=trust", "--auth-host=scram-sha-256",
-                    "--encoding=UTF8", "--no-locale",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--no-locale",
                 ],
                 what="initdb",
                 cwd=self.home,
@@ -97,9 +102,19 @@ class Postgres(Component):
         pg = self.settings.postgres
         return Launch(
             cmd=[
-                str(bindir / "postgres"), "-D", str(self.data_dir), "-p", str(pg.port),
-                "-k", str(self.socket_dir), "-c", f"listen_addresses={pg.host}",
-                "-c", "max_connections=200",
+                str(bindir / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(pg.port),
+                "-k",
+                str(self.socket_dir),
+                "-c",
+                f"listen_addresses={pg.host}",
+                # The suite runs many processes with pooled connections at once (gateways,
+                # relays, processors, workers, embedded savers): 200 ran out in CI.
+                "-c",
+                "max_connections=500",
             ],
             cwd=self.home,
             env={"LC_ALL": "C"},
@@ -108,8 +123,16 @@ class Postgres(Component):
 
     def _isready(self, timeout_s: float) -> str | None:
         pg = self.settings.postgres
-        cmd = [str(postgres_bindir() / "pg_isready"), "-q", "-h", pg.host, "-p", str(pg.port),
-               "-t", str(max(1, int(timeout_s)))]
+        cmd = [
+            str(postgres_bindir() / "pg_isready"),
+            "-q",
+            "-h",
+            pg.host,
+            "-p",
+            str(pg.port),
+            "-t",
+            str(max(1, int(timeout_s))),
+        ]
         result = subprocess.run(cmd, capture_output=True, timeout=timeout_s + 5, check=False)
         return None if result.returncode == 0 else f"pg_isready exit {result.returncode}"
 
@@ -149,14 +172,21 @@ class Postgres(Component):
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
             verb = "ALTER" if exists else "CREATE"
             # CREATEDB so tests can make throwaway databases; not superuser.
-            conn.execute(sql.SQL("{} ROLE {} LOGIN CREATEDB PASSWORD {}").format(
-                sql.SQL(verb), sql.Identifier(role), sql.Literal(password)))
+            conn.execute(
+                sql.SQL("{} ROLE {} LOGIN CREATEDB PASSWORD {}").format(
+                    sql.SQL(verb), sql.Identifier(role), sql.Literal(password)
+                )
+            )
             has_db = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (pg.database,)).fetchone()
+                "SELECT 1 FROM pg_database WHERE datname = %s", (pg.database,)
+            ).fetchone()
             if not has_db:
                 log.info("creating database", database=pg.database, owner=role)
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(pg.database), sql.Identifier(role)))
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(pg.database), sql.Identifier(role)
+                    )
+                )
 
     def probe(self, timeout_s: float) -> str | None:
         """pg_isready, then a real login with the application's credentials."""
@@ -166,8 +196,9 @@ class Postgres(Component):
         if reason:
             return reason
         try:
-            with psycopg.connect(self.settings.postgres.dsn(),
-                                 connect_timeout=max(1, int(timeout_s))) as conn:
+            with psycopg.connect(
+                self.settings.postgres.dsn(), connect_timeout=max(1, int(timeout_s))
+            ) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as exc:
             return error_text(exc)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-from infra.localstack._errors import PrerequisiteError, StackError
+from omium.infra.localstack._errors import PrerequisiteError, StackError
 
 log = structlog.get_logger(__name__)
 
@@ -66,8 +66,15 @@ def service_account(name: str) -> RunAs | None:
             log.info("creating service user", user=name)
             run_once(
                 [
-                    "useradd", "--system", "--user-group", "--no-create-home",
-                    "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name,
+                    "useradd",
+                    "--system",
+                    "--user-group",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/nonexistent",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    name,
                 ],
                 what=f"useradd {name}",
             )
@@ -283,7 +290,8 @@ def run_once(
         )
     except FileNotFoundError as exc:
         raise PrerequisiteError(
-            f"{what}: {argv[0]} is not installed (run `make bootstrap`)") from exc
+            f"{what}: {argv[0]} is not installed (run `make bootstrap`)"
+        ) from exc
     except subprocess.TimeoutExpired as exc:
         raise StackError(f"{what} timed out after {timeout_s:.0f}s: {' '.join(argv)}") from exc
     if result.returncode != 0:
@@ -305,7 +313,7 @@ def tail(path: Path, lines: int = 40) -> str:
     last = data.decode(errors="replace").splitlines()[-lines:]
     # Only the latest run matters; `spawn` starts each run with a "=== omium up" header.
     starts = [i for i, line in enumerate(last) if line.startswith(RUN_HEADER)]
-    return "\n".join(last[starts[-1]:] if starts else last)
+    return "\n".join(last[starts[-1] :] if starts else last)
 
 
 def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 
-from infra.localstack._component import Component, Launch, error_text, host_port
-from infra.localstack._errors import PrerequisiteError
+from omium.infra.localstack._component import Component, Launch, error_text, host_port
+from omium.infra.localstack._errors import PrerequisiteError
 
 _CONFIG = """\
 # Written by `omium up` on every start; edit infra/localstack/_redis.py instead.
@@ -62,7 +62,8 @@ class Redis(Component):
         import redis
 
         client = redis.Redis.from_url(
-            self.settings.redis.url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+            self.settings.redis.url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
         try:
             client.ping()
         except redis.RedisError as exc:

@@ -12,20 +12,21 @@ from typing import Literal
 
 import structlog
 
-from infra.localstack._component import Component, error_text
-from infra.localstack._dist import ensure_kafka_libs, ensure_opensearch, java_home
-from infra.localstack._errors import (
+from omium.infra.localstack._component import Component, error_text
+from omium.infra.localstack._dist import ensure_kafka_libs, ensure_opensearch, java_home
+from omium.infra.localstack._errors import (
     ComponentStartError,
     StackError,
     StackNotRunningError,
     StackStartError,
 )
-from infra.localstack._kafka import Kafka
-from infra.localstack._moto import Moto
-from infra.localstack._opensearch import OpenSearch
-from infra.localstack._paths import StackPaths
-from infra.localstack._postgres import Postgres
-from infra.localstack._proc import (
+from omium.infra.localstack._kafka import Kafka
+from omium.infra.localstack._kafka_ha import KafkaHa1, KafkaHa2, KafkaHa3
+from omium.infra.localstack._moto import Moto
+from omium.infra.localstack._opensearch import OpenSearch
+from omium.infra.localstack._paths import StackPaths
+from omium.infra.localstack._postgres import Postgres
+from omium.infra.localstack._proc import (
     ensure_traversable,
     is_alive,
     port_open,
@@ -35,18 +36,21 @@ from infra.localstack._proc import (
     stop,
     tail,
 )
-from infra.localstack._redis import Redis
+from omium.infra.localstack._redis import Redis
 from omium.kernel.settings import OmiumSettings, load_settings
 
 log = structlog.get_logger(__name__)
 
-Profile = Literal["core", "full"]
+Profile = Literal["core", "full", "ha"]
 State = Literal["running", "not ready", "stopped", "foreign"]
 
 # Slowest first: the pool starts them in this order, so OpenSearch gets its head start.
 _TYPES: dict[str, type[Component]] = {
     "opensearch": OpenSearch,
     "kafka": Kafka,
+    "kafka-ha-1": KafkaHa1,
+    "kafka-ha-2": KafkaHa2,
+    "kafka-ha-3": KafkaHa3,
     "postgres": Postgres,
     "redis": Redis,
     "moto": Moto,
@@ -54,6 +58,8 @@ _TYPES: dict[str, type[Component]] = {
 PROFILES: dict[str, tuple[str, ...]] = {
     "core": ("kafka", "postgres", "redis"),
     "full": ("kafka", "postgres", "redis", "opensearch", "moto"),
+    # Three Kafka nodes (RF 3, min.insync.replicas 2) for fault tests; see _kafka_ha.py.
+    "ha": ("kafka-ha-1", "kafka-ha-2", "kafka-ha-3", "postgres", "redis"),
 }
 ALL_COMPONENTS: tuple[str, ...] = PROFILES["full"]
 
@@ -168,14 +174,18 @@ class LocalStack:
         self,
         profile: str | None = None,
         on_result: Callable[[StartResult], None] | None = None,
+        *,
+        names: Sequence[str] | None = None,
     ) -> list[StartResult]:
         """Start every component of ``profile`` that is not running, in parallel, and wait.
 
         Components already running (pid file, live process, answering) are left alone.
 
         Args:
-            profile: ``core`` or ``full``; ``settings.stack.profile`` when None.
+            profile: ``core``, ``full`` or ``ha``; ``settings.stack.profile`` when None.
             on_result: Called as each component becomes ready (for progress output).
+            names: Start these components instead of a profile's (e.g. the ``ha`` nodes with
+                OpenSearch, or one node brought back after a fault test).
 
         Returns:
             One result per component, in start order.
@@ -183,7 +193,10 @@ class LocalStack:
         Raises:
             StackStartError: Some components failed; each failure names its log file.
         """
-        names = self._profile(profile)
+        if names is None:
+            names = self._profile(profile)
+        elif unknown := [name for name in names if name not in _TYPES]:
+            raise StackError(f"unknown components {', '.join(unknown)}")
         with self._locked():
             components = self._components(names)
             for account in {c.account for c in components if c.account is not None}:
@@ -200,9 +213,14 @@ class LocalStack:
                         failures.append(exc)
                         continue
                     except Exception as exc:  # a bug or OS error: still name the component
-                        failures.append(ComponentStartError(
-                            component.name, error_text(exc), component.log_path,
-                            tail(component.log_path, 20)))
+                        failures.append(
+                            ComponentStartError(
+                                component.name,
+                                error_text(exc),
+                                component.log_path,
+                                tail(component.log_path, 20),
+                            )
+                        )
                         continue
                     results[component.name] = result
                     if on_result is not None:
@@ -229,11 +247,19 @@ class LocalStack:
                         f"pid {pid} has been running {age:.0f}s but does not answer at "
                         f"{component.address}: {reason}. If settings changed since it started, "
                         "run `omium down` then `omium up`",
-                        component.log_path, tail(component.log_path))
+                        component.log_path,
+                        tail(component.log_path),
+                    )
             else:
                 self._wait_ready(component, pid, deadline, component.probe)
-            return StartResult(component.name, "already running", time.monotonic() - began, 0.0,
-                               pid, component.address)
+            return StartResult(
+                component.name,
+                "already running",
+                time.monotonic() - began,
+                0.0,
+                pid,
+                component.address,
+            )
         component.pid_file.unlink(missing_ok=True)
         busy = [f"{host}:{port}" for host, port in component.ports() if port_open(host, port)]
         if busy:
@@ -248,16 +274,32 @@ class LocalStack:
         except StackError as exc:
             raise ComponentStartError(component.name, str(exc), component.log_path) from exc
         prepared = time.monotonic()
-        pid = spawn(launch.cmd, log_path=component.log_path, pid_file=component.pid_file,
-                    cwd=launch.cwd, env=launch.env, account=launch.account)
+        pid = spawn(
+            launch.cmd,
+            log_path=component.log_path,
+            pid_file=component.pid_file,
+            cwd=launch.cwd,
+            env=launch.env,
+            account=launch.account,
+        )
         self._wait_ready(component, pid, prepared + timeout, component.startup_probe)
         component.after_start()
         reason = component.probe(5.0)
         if reason is not None:
-            raise ComponentStartError(component.name, f"started but not usable: {reason}",
-                                      component.log_path, tail(component.log_path))
-        return StartResult(component.name, "started", time.monotonic() - began,
-                           prepared - began, pid, component.address)
+            raise ComponentStartError(
+                component.name,
+                f"started but not usable: {reason}",
+                component.log_path,
+                tail(component.log_path),
+            )
+        return StartResult(
+            component.name,
+            "started",
+            time.monotonic() - began,
+            prepared - began,
+            pid,
+            component.address,
+        )
 
     def _wait_ready(
         self,
@@ -271,31 +313,44 @@ class LocalStack:
             # No marker check: a fresh launch may still be a wrapper script before its exec.
             if not is_alive(pid):
                 component.pid_file.unlink(missing_ok=True)
-                raise ComponentStartError(component.name, f"process {pid} exited before it was "
-                                          "ready", component.log_path, tail(component.log_path))
+                raise ComponentStartError(
+                    component.name,
+                    f"process {pid} exited before it was ready",
+                    component.log_path,
+                    tail(component.log_path),
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ComponentStartError(
                     component.name,
                     f"not ready after {self.settings.stack.start_timeout_s:.0f}s (last check: "
                     f"{reason}); pid {pid} is left running, `omium down` stops it",
-                    component.log_path, tail(component.log_path))
+                    component.log_path,
+                    tail(component.log_path),
+                )
             reason = probe(min(2.0, max(0.5, remaining))) or ""
             if not reason:
                 return
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
-    def down(self, on_result: Callable[[StopResult], None] | None = None) -> list[StopResult]:
+    def down(
+        self,
+        on_result: Callable[[StopResult], None] | None = None,
+        *,
+        names: Sequence[str] | None = None,
+    ) -> list[StopResult]:
         """Stop every component this data folder's pid files name; data stays on disk.
 
         Args:
             on_result: Called as each component has stopped.
+            names: Stop only these components (e.g. the ``ha`` profile's Kafka nodes).
 
         Returns:
             One result per component (``not running`` for those without a live process).
         """
+        chosen = [name for name in _TYPES if names is None or name in names]
         with self._locked():
-            components = [_TYPES[name](self.settings, self.paths, None) for name in _TYPES]
+            components = [_TYPES[name](self.settings, self.paths, None) for name in chosen]
             with ThreadPoolExecutor(max_workers=len(components)) as pool:
                 futures = [pool.submit(self._stop, c) for c in components]
                 results = []
@@ -310,11 +365,16 @@ class LocalStack:
         pid = read_pid(component.pid_file)
         action = "not running"
         if pid is not None:
-            action = stop(pid, component.marker, component.stop_signal,
-                          self.settings.stack.stop_timeout_s)
+            action = stop(
+                pid, component.marker, component.stop_signal, self.settings.stack.stop_timeout_s
+            )
             component.pid_file.unlink(missing_ok=True)
-        return StopResult(component.name, action, time.monotonic() - began,
-                          pid if action != "not running" else None)
+        return StopResult(
+            component.name,
+            action,
+            time.monotonic() - began,
+            pid if action != "not running" else None,
+        )
 
     def status(self, timeout_s: float = 2.0) -> list[ComponentStatus]:
         """Inspect every component (all profiles) without changing anything."""
@@ -333,8 +393,14 @@ class LocalStack:
             state, detail = "foreign", "port in use by a process omium did not start"
         else:
             state = "stopped"
-        return ComponentStatus(component.name, component.address, state,
-                               pid if alive else None, str(component.log_path), detail)
+        return ComponentStatus(
+            component.name,
+            component.address,
+            state,
+            pid if alive else None,
+            str(component.log_path),
+            detail,
+        )
 
     def check_ready(self, profile: str | None = None, timeout_s: float = 5.0) -> None:
         """Verify every component of ``profile`` answers like a client would see it.
@@ -348,7 +414,8 @@ class LocalStack:
         components = [_TYPES[name](self.settings, self.paths, None) for name in names]
         with ThreadPoolExecutor(max_workers=len(components)) as pool:
             reasons = list(pool.map(lambda c: c.probe(timeout_s), components))
-        failed = [f"{c.name} ({reason})" for c, reason in zip(components, reasons, strict=True)
-                  if reason]
+        failed = [
+            f"{c.name} ({reason})" for c, reason in zip(components, reasons, strict=True) if reason
+        ]
         if failed:
             raise StackNotRunningError(failed, profile or self.settings.stack.profile)

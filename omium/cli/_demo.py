@@ -25,17 +25,19 @@ from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
-import structlog
 import typer
 from rich.console import Console
 
 from omium.cli._app import app
-from omium.kernel.settings import REPO_ROOT, OmiumSettings, load_settings
+from omium.kernel.logs import configure_logging
+from omium.kernel.resources import project_dir
+from omium.kernel.settings import OmiumSettings, load_settings
 
 console = Console(highlight=False)
 if not console.is_terminal:
     console = Console(highlight=False, width=120)  # piped or logged: room for the timeline
 
+REPO_ROOT = project_dir()
 EXAMPLES = REPO_ROOT / "examples"
 WORKFLOW_FILE = EXAMPLES / "workflows" / "research_report.yaml"
 SCRIPT_FILE = EXAMPLES / "workflows" / "research_report.script.yaml"
@@ -108,7 +110,7 @@ def publish_policies(apps: Any, tenant: str) -> list[str]:
 
 def register_workflow(apps: Any, tenant: str, definition: dict[str, Any]) -> tuple[UUID, int]:
     """Register the workflow for ``tenant``, or publish a new version if it changed."""
-    from commands import NotFoundError
+    from omium.commands import NotFoundError
 
     try:
         existing = apps.workflows.find_workflow(tenant, definition["name"])
@@ -148,11 +150,7 @@ def _configure_logging(path: Path, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    stream = path.open("a")
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
-        logger_factory=structlog.WriteLoggerFactory(file=stream),
-    )
+    configure_logging(level, stream=path.open("a"))  # structlog events: redacted, plain tracebacks
 
 
 def now() -> datetime:

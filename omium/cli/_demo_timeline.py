@@ -73,8 +73,9 @@ def read_run(
     """
     keys = {execution_id.encode()}
     consumer = Consumer(
-        consumer_config(kafka, f"{kafka.topic_prefix}.demo.{uuid.uuid4().hex[:8]}",
-                        **{"log_level": 3})
+        consumer_config(
+            kafka, f"{kafka.topic_prefix}.demo.{uuid.uuid4().hex[:8]}", **{"log_level": 3}
+        )
     )
     try:
         consumer.assign(_partitions_since(consumer, kafka, since))
@@ -206,7 +207,8 @@ def describe(item: Recorded, *, verbose: bool = False) -> tuple[str, str, str] |
     p = item.payload
     handler = _DESCRIBE.get(item.type)
     if handler is not None:
-        return handler(p)
+        described: tuple[str, str, str] | None = handler(p)
+        return described
     if item.type == "SpanRecorded":
         return _span(p, verbose)
     if verbose and item.type == "StepScheduled":
@@ -241,46 +243,77 @@ def _output(p: Mapping[str, Any]) -> str:
     if isinstance(output, dict):
         if "decision" in output:
             return f"decision: {output['decision']}"
-        nested = [f"{key}: decision {value['decision']}" for key, value in output.items()
-                  if isinstance(value, dict) and "decision" in value]
+        nested = [
+            f"{key}: decision {value['decision']}"
+            for key, value in output.items()
+            if isinstance(value, dict) and "decision" in value
+        ]
         return "; ".join(nested) or "output: " + ", ".join(sorted(output))[:80]
     return ""
 
 
 _DESCRIBE: dict[str, Any] = {
     "ExecutionStarted": lambda p: (
-        "run started", f"workflow {p['workflow_id']} v{p['workflow_version']}", "bold"),
+        "run started",
+        f"workflow {p['workflow_id']} v{p['workflow_version']}",
+        "bold",
+    ),
     "StepStarted": lambda p: ("step started", f"attempt {p['attempt']}", ""),
-    "StepCompleted": lambda p: (
-        "step completed", f"attempt {p['attempt']}; {_output(p)}", "green"),
+    "StepCompleted": lambda p: ("step completed", f"attempt {p['attempt']}; {_output(p)}", "green"),
     "StepFailed": lambda p: (
-        "step failed", f"attempt {p['attempt']}: {p.get('error_type')}: "
-        f"{_short(p['error_message'], 90)}", "red"),
+        "step failed",
+        f"attempt {p['attempt']}: {p.get('error_type')}: {_short(p['error_message'], 90)}",
+        "red",
+    ),
     "CheckpointCreated": lambda p: (
-        "checkpoint", f"{p['position']} · {p['size_bytes']} B {p['storage']} · "
-        f"sha256 {p['checksum_sha256'][:12]}… · id {p['checkpoint_id'][:8]}", "cyan"),
-    "FailureDetected": lambda p: (
-        f"failure: {p['kind']}", _short(p["message"]), "bold red"),
+        "checkpoint",
+        f"{p['position']} · {p['size_bytes']} B {p['storage']} · "
+        f"sha256 {p['checksum_sha256'][:12]}… · id {p['checkpoint_id'][:8]}",
+        "cyan",
+    ),
+    "FailureDetected": lambda p: (f"failure: {p['kind']}", _short(p["message"]), "bold red"),
     "RecoveryPlanned": lambda p: (
-        f"recovery plan: {p['plan']}", _short(p["reason"]), "bold yellow"),
+        f"recovery plan: {p['plan']}",
+        _short(p["reason"]),
+        "bold yellow",
+    ),
     "ExecutionRolledBack": lambda p: (
-        "rolled back", f"to checkpoint {p['checkpoint_id'][:8]} ({p['position']} "
-        f"{p['resume_step_id']}); {_short(p.get('reason'), 60)}", "bold yellow"),
+        "rolled back",
+        f"to checkpoint {p['checkpoint_id'][:8]} ({p['position']} "
+        f"{p['resume_step_id']}); {_short(p.get('reason'), 60)}",
+        "bold yellow",
+    ),
     "ConsensusRoundOpened": lambda p: (
-        "consensus round opened", f"{p['rule']} of {', '.join(p['participants'])}: "
-        f"{p.get('question') or ''}", "magenta"),
+        "consensus round opened",
+        f"{p['rule']} of {', '.join(p['participants'])}: {p.get('question') or ''}",
+        "magenta",
+    ),
     "VoteCast": lambda p: (
-        "vote", f"{p['voter']} → {p['decision']} ({_short(p.get('rationale'), 60)})", "magenta"),
+        "vote",
+        f"{p['voter']} → {p['decision']} ({_short(p.get('rationale'), 60)})",
+        "magenta",
+    ),
     "VoteRejected": lambda p: ("vote rejected", f"{p['voter']}: {p['reason']}", "magenta"),
     "ConsensusReached": lambda p: (
-        "consensus reached", f"{p['decision']} ({_tally(p['tally'])})", "bold magenta"),
+        "consensus reached",
+        f"{p['decision']} ({_tally(p['tally'])})",
+        "bold magenta",
+    ),
     "ConsensusFailed": lambda p: (
-        "consensus failed", f"{p['reason']} ({_tally(p['tally'])})", "bold red"),
+        "consensus failed",
+        f"{p['reason']} ({_tally(p['tally'])})",
+        "bold red",
+    ),
     "PolicyViolated": lambda p: (
-        f"policy {p['mode']}", f"{p['policy_id']} v{p['policy_version']}: "
-        f"{_short('; '.join(p['messages']), 90)}", "yellow" if p["mode"] == "warn" else "bold red"),
+        f"policy {p['mode']}",
+        f"{p['policy_id']} v{p['policy_version']}: {_short('; '.join(p['messages']), 90)}",
+        "yellow" if p["mode"] == "warn" else "bold red",
+    ),
     "PolicyEvaluationError": lambda p: (
-        "policy error", f"{p['policy_id']}: {_short(p['error'])}", "bold red"),
+        "policy error",
+        f"{p['policy_id']}: {_short(p['error'])}",
+        "bold red",
+    ),
     "HumanApprovalRequested": lambda p: ("approval requested", _short(p.get("prompt")), "yellow"),
     "HumanApprovalGranted": lambda p: ("approval granted", f"by {p['decided_by']}", "yellow"),
     "HumanApprovalRejected": lambda p: ("approval rejected", f"by {p['decided_by']}", "red"),

@@ -8,7 +8,6 @@ clients, consumer group and transactions, exactly as in its own process.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 import threading
@@ -20,24 +19,36 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import structlog
 from confluent_kafka.admin import AdminClient
 
-from commands import CommandApplications, event_store_env
-from commands.relay import OutboxRelay, RelayOptions
+from omium.cli._health import ProjectionBeat, RelayBeat, beacon
+from omium.commands import CommandApplications, event_store_env
+from omium.commands.relay import OutboxRelay, RelayOptions
 from omium.kernel.kafka import TopicError, TopicSpec, ensure_topics
 from omium.kernel.serde import AvroSerde, SchemaCatalog
 from omium.kernel.settings import OmiumSettings
 from omium.sdk.providers import LLMProvider
+from omium.streams.approvals import ApprovalDeadlineProcessor
+from omium.streams.base import Processor, ProcessorConfig, StreamRuntime
+from omium.streams.command_worker import CommandWorker
+from omium.streams.consensus import ConsensusProcessor
+from omium.streams.policy import PolicyFeed, PolicyProcessor
+from omium.streams.recovery import RecoveryProcessor
 from omium.worker import build_services, orchestrator_runtime, run_execution_worker
-from streams.base import Processor, ProcessorConfig, StreamRuntime
-from streams.command_worker import CommandWorker
-from streams.consensus import ConsensusProcessor
-from streams.policy import PolicyFeed, PolicyProcessor
-from streams.recovery import RecoveryProcessor
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
-PARTS = ("relay", "commands", "consensus", "policy", "recovery", "orchestrator", "worker")
+PARTS = (
+    "relay",
+    "commands",
+    "consensus",
+    "policy",
+    "recovery",
+    "approvals",
+    "orchestrator",
+    "worker",
+)
 """Every part, in start order."""
 
 
@@ -133,13 +144,21 @@ class Pipeline:
             return self._run_relay
         if part == "worker":
             services = build_services(self.settings, apps, serde=serde, providers=self._providers)
+            health = beacon(self.settings, "worker", "execute", instance_id=services.worker_id)
             return lambda: run_execution_worker(
-                self.settings, apps, stop=self._stop, concurrency=self._concurrency,
+                self.settings,
+                apps,
+                stop=self._stop,
+                concurrency=self._concurrency,
                 services=services,
+                health=health,
             )
         if part == "orchestrator":
             runtime = orchestrator_runtime(
-                self.settings, apps, serde=serde, instance_id=self._instance,
+                self.settings,
+                apps,
+                serde=serde,
+                instance_id=self._instance,
                 state_dir=self.state_dir,
             )
         else:
@@ -148,6 +167,7 @@ class Pipeline:
                 part, self.settings, instance_id=self._instance, state_dir=self.state_dir
             )
             runtime = StreamRuntime(processor, config, serde=serde)
+        runtime.health = beacon(self.settings, "processor", part, instance_id=self._instance)
         prepare_internal_topics(runtime)
         return lambda: runtime.run(self._stop)
 
@@ -158,22 +178,33 @@ class Pipeline:
             return ConsensusProcessor()
         if part == "policy":
             return PolicyProcessor(PolicyFeed(self.settings.kafka, serde))
+        if part == "approvals":
+            return ApprovalDeadlineProcessor()
         return RecoveryProcessor()
 
     def _run_relay(self) -> None:
-        options = RelayOptions(poll_interval_s=0.25, progress_interval_s=3600.0)
-        self._relay = OutboxRelay.create(self.settings, schema=self.schema, options=options)
+        # Progress reports are the relay's heartbeats.
+        options = RelayOptions(poll_interval_s=0.25, progress_interval_s=5.0)
+        beat = RelayBeat(beacon(self.settings, "relay", "relay", instance_id=self._instance))
+        self._relay = OutboxRelay.create(
+            self.settings, schema=self.schema, options=options, on_progress=beat
+        )
         if self._stop.is_set():
             self._relay.stop()
         with self._relay:
             self._relay.run()
+            beat.stopped(self._relay.progress)
 
     def _project(self, name: str, serde: AvroSerde) -> None:
-        from projections import live_runner, open_projection
+        from omium.projections import live_runner, open_projection
 
         runner = live_runner(open_projection(name, self.settings), self.settings.kafka, serde)
+        beat = ProjectionBeat(
+            beacon(self.settings, "projection", name, instance_id=self._instance), runner
+        )
         try:
-            runner.run(stop=self._stop)
+            runner.run(stop=self._stop, on_batch=beat)
+            beat.stopped()
         finally:
             runner.close()
 
@@ -182,7 +213,7 @@ class Pipeline:
             try:
                 target()
             except BaseException as exc:  # reported by check(), the demo says which part died
-                log.exception("%s stopped with an error", part)
+                log.exception("pipeline.part_failed", part=part)
                 (self.errors if fatal else self.warnings)[part] = exc
 
         thread = threading.Thread(target=run, name=f"omium-{part}", daemon=True)
@@ -227,7 +258,7 @@ def prepare_internal_topics(runtime: StreamRuntime, *, timeout_s: float = 30.0) 
         return
     ensure_topics(kafka, specs=specs)
     # Quiet: an admin client closed with a metadata request in flight logs it at info level.
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 3})
+    admin = AdminClient({**kafka.client_config(), "log_level": 3})
     deadline = time.monotonic() + timeout_s
     for spec in specs:
         while not _served(admin, spec.name, spec.partitions):

@@ -38,8 +38,8 @@ def project(
     It resumes where its store says (PostgreSQL, Redis) or where its consumer group committed
     (OpenSearch, Timestream); a store outage is retried, never skipped.
     """
-    from projections import live_runner, open_projection
-    from projections.base import BatchStats
+    from omium.projections import live_runner, open_projection
+    from omium.projections.base import BatchStats
 
     settings = load_settings()
     try:
@@ -51,8 +51,9 @@ def project(
     serde = AvroSerde(SchemaCatalog.from_directory(settings.schemas_dir))
     runner = live_runner(projection, settings.kafka, serde, max_batch=batch)
     stop = _stop_on_signals()
-    console.print(f"projection [bold]{name}[/] running (group {runner.source.group_id}); "
-                  "Ctrl-C to stop")
+    console.print(
+        f"projection [bold]{name}[/] running (group {runner.source.group_id}); Ctrl-C to stop"
+    )
     last = [time.monotonic(), 0]
 
     def report(stats: BatchStats) -> None:
@@ -62,8 +63,17 @@ def project(
             console.print(f"{name}: {runner.events_total} events, {rate:.0f}/s")
             last[:] = [now, runner.events_total]
 
+    from omium.cli._health import ProjectionBeat, beacon
+
+    beat = ProjectionBeat(beacon(settings, "projection", name), runner)
+
+    def on_batch(stats: BatchStats) -> None:
+        report(stats)
+        beat(stats)
+
     try:
-        runner.run(stop=stop, on_batch=report)
+        runner.run(stop=stop, on_batch=on_batch)
+        beat.stopped()
     finally:
         runner.close()
     console.print(f"projection {name} stopped after {runner.events_total} events")
@@ -81,13 +91,23 @@ def _parse_since(value: str | None) -> datetime | None:
 
 @app.command()
 def replay(
-    name: Annotated[str, typer.Argument(help="postgres | opensearch")],
-    from_beginning: Annotated[bool, typer.Option(
-        "--from-beginning", help="Read every topic from offset 0 (the default).")] = False,
-    since: Annotated[str | None, typer.Option(
-        help="Read from the first message at or after this ISO time instead.")] = None,
-    keep_old: Annotated[bool, typer.Option(
-        help="Keep the replaced schema / indices instead of dropping them.")] = False,
+    name: Annotated[str, typer.Argument(help="postgres | opensearch | redis")],
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Read every topic from offset 0 (the default).")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Read from the first message at or after this ISO time instead."),
+    ] = None,
+    keep_old: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the replaced schema / indices instead of dropping them (not for redis)."
+        ),
+    ] = False,
+    workers: Annotated[
+        int, typer.Option(help="Parallel writers, each on its share of the partitions.", min=1)
+    ] = 2,
 ) -> None:
     """Rebuild a read model from Kafka into a fresh copy, verify it, and swap it in atomically.
 
@@ -95,49 +115,70 @@ def replay(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from projections import ReplayProgress
-    from projections import replay as run_replay
+    from omium.projections import ReplayProgress
+    from omium.projections import replay as run_replay
 
     if from_beginning and since is not None:
         raise typer.BadParameter("--from-beginning and --since exclude each other")
     settings = load_settings()
     serde = AvroSerde(SchemaCatalog.from_directory(settings.schemas_dir))
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
-               TextColumn("{task.completed:>10,.0f}/{task.total:,.0f} msgs"),
-               TextColumn("{task.fields[rate]:>8,.0f} events/s"),
-               TextColumn("lag {task.fields[lag]:,}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:>10,.0f}/{task.total:,.0f} msgs"),
+        TextColumn("{task.fields[rate]:>8,.0f} events/s"),
+        TextColumn("lag {task.fields[lag]:,}"),
+        TimeElapsedColumn(),
+        TextColumn("eta {task.fields[eta]}"),
+    )
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task(f"replay {name}", total=None, rate=0.0, lag=0)
+        task = bar.add_task(f"replay {name}", total=1, rate=0.0, lag=0, eta="-")
 
         def show(progress: ReplayProgress) -> None:
-            bar.update(task, total=max(progress.total, 1),
-                       completed=progress.total - progress.lag, rate=progress.rate,
-                       lag=progress.lag)
+            bar.update(
+                task,
+                total=max(progress.total, 1),
+                completed=progress.total - progress.lag,
+                rate=progress.rate,
+                lag=progress.lag,
+                eta="-" if progress.eta_s is None else f"{progress.eta_s:,.0f}s",
+            )
 
         try:
-            report = run_replay(name, settings, serde, since=_parse_since(since),
-                                keep_old=keep_old, on_progress=show)
+            report = run_replay(
+                name,
+                settings,
+                serde,
+                since=_parse_since(since),
+                keep_old=keep_old,
+                workers=workers,
+                on_progress=show,
+            )
         except OmiumError as exc:
             console.print(f"[bold red]replay failed:[/] {exc}")
             raise typer.Exit(code=1) from None
-    console.print(f"replayed {report.events:,} events in {report.elapsed_s:.1f}s "
-                  f"({report.rate:,.0f} events/s); swapped in {report.swapped_to}")
+    console.print(
+        f"replayed {report.events:,} events in {report.elapsed_s:.1f}s "
+        f"({report.rate:,.0f} events/s, {report.workers} workers); swapped in {report.swapped_to}"
+    )
     for table, count in report.counts.items():
         before = report.live_counts.get(table)
-        console.print(f"  {table:<20} {count:>10,}" + (f"  (was {before:,})"
-                                                       if before is not None else ""))
+        console.print(
+            f"  {table:<20} {count:>10,}" + (f"  (was {before:,})" if before is not None else "")
+        )
 
 
 @app.command()
 def lag(
-    names: Annotated[list[str] | None, typer.Argument(
-        help="Projections to show (default: all).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Projections to show (default: all).")
+    ] = None,
     watch: Annotated[float, typer.Option(help="Refresh every N seconds (0: once).")] = 0.0,
 ) -> None:
     """Show how far each projection is behind: resume point vs end offset, per partition."""
     from rich.table import Table
 
-    from projections import FACTORIES, projection_lag
+    from omium.projections import FACTORIES, projection_lag
 
     settings = load_settings()
     wanted = names or sorted(FACTORIES)
@@ -145,8 +186,10 @@ def lag(
     while True:
         table = Table(title=f"projection lag ({settings.kafka.topic_prefix})")
         for column in ("projection", "topic", "partition", "position", "end", "lag"):
-            table.add_column(column, justify="right" if column in ("partition", "position",
-                                                                    "end", "lag") else "left")
+            table.add_column(
+                column,
+                justify="right" if column in ("partition", "position", "end", "lag") else "left",
+            )
         for name in wanted:
             try:
                 rows = projection_lag(name, settings)
@@ -156,8 +199,14 @@ def lag(
             total = sum(r.lag for r in rows)
             for row in rows:
                 if row.end > 0:
-                    table.add_row(name, row.topic, str(row.partition), str(row.position),
-                                  str(row.end), str(row.lag))
+                    table.add_row(
+                        name,
+                        row.topic,
+                        str(row.partition),
+                        str(row.position),
+                        str(row.end),
+                        str(row.lag),
+                    )
             table.add_row(f"[bold]{name}[/]", "", "", "", "total", f"[bold]{total}[/]")
         out.print(table)
         if watch <= 0:

@@ -6,21 +6,19 @@ environment variables, so values map one-to-one onto the container's environment
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
-import structlog
 import typer
 
 from omium.cli._app import app
 from omium.kernel.settings import load_settings
 
 if TYPE_CHECKING:
-    from commands.relay import RelayProgress
+    from omium.commands.relay import RelayProgress
 
 EVENT_STORE_SCHEMA_ENV = "OMIUM_RELAY__SCHEMA"
 BATCH_SIZE_ENV = "OMIUM_RELAY__BATCH_SIZE"
@@ -60,12 +58,18 @@ def relay(
 
     Stops on SIGTERM/SIGINT after the batch in hand; exits 1 on a fatal error.
     """
-    from commands.relay import OutboxRelay, RelayError, RelayOptions
+    from omium.commands.relay import OutboxRelay, RelayError, RelayOptions
 
     settings = load_settings()
     _configure_logging(settings.log_level)
     options = RelayOptions(
         batch_size=batch_size, poll_interval_s=poll_interval, progress_interval_s=progress_every
+    )
+    from omium.cli._health import RelayBeat, beacon
+
+    # Each progress report is also the relay's heartbeat.
+    beat = RelayBeat(
+        beacon(settings, "relay", "relay", interval_s=progress_every), then=_print_progress
     )
     try:
         outbox = OutboxRelay.create(
@@ -73,7 +77,7 @@ def relay(
             schema=schema,
             options=options,
             transactional_id=transactional_id,
-            on_progress=_print_progress,
+            on_progress=beat,
         )
     except Exception as exc:  # any startup failure: say what and exit non-zero
         typer.echo(f"relay: cannot start: {exc}", err=True)
@@ -81,7 +85,7 @@ def relay(
     _stop_on_signals(outbox.stop)
     with outbox:
         try:
-            outbox.run(once=once)
+            beat.stopped(outbox.run(once=once))
         except RelayError as exc:
             typer.echo(f"relay: stopped: {exc}", err=True)
             raise typer.Exit(code=1) from None
@@ -107,7 +111,6 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 
 def _configure_logging(level: str) -> None:
     # Logs go to stderr so stdout carries only the progress lines.
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+    from omium.kernel.logs import configure_logging
+
+    configure_logging(level, stream=sys.stderr)

@@ -1,6 +1,7 @@
 """``omium up``, ``omium down`` and ``omium status``: drive the local stack.
 
-The work is done by :mod:`infra.localstack`; this module only parses options and renders results.
+The work is done by :mod:`omium.infra.localstack`; this module only parses options and renders
+results.
 """
 
 from __future__ import annotations
@@ -13,8 +14,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.localstack import LocalStack, StackError, StartResult, StopResult
 from omium.cli._app import app
+from omium.infra.localstack import (
+    LocalStack,
+    StackError,
+    StartResult,
+    StopResult,
+    ha_kafka_env,
+)
 from omium.kernel.settings import load_settings
 
 # soft_wrap: progress lines stay one line each in CI logs instead of wrapping at 80 columns.
@@ -29,6 +36,7 @@ class ProfileChoice(StrEnum):
 
     core = "core"
     full = "full"
+    ha = "ha"
 
 
 def _short(path: str) -> str:
@@ -47,9 +55,12 @@ def _fail(exc: StackError) -> typer.Exit:
 @app.command()
 def up(
     profile: ProfileChoice | None = typer.Option(  # noqa: B008 - typer's declaration style
-        None, "--profile", "-p",
+        None,
+        "--profile",
+        "-p",
         help="core: Kafka, PostgreSQL, Redis. full: also OpenSearch and the AWS emulator. "
-             "Default: settings (OMIUM_STACK__PROFILE, 'full').",
+        "ha: three Kafka brokers (replication 3, min.insync.replicas 2), PostgreSQL, Redis. "
+        "Default: settings (OMIUM_STACK__PROFILE, 'full').",
     ),
 ) -> None:
     """Start the local stack (idempotent: running components are left alone)."""
@@ -60,19 +71,28 @@ def up(
 
     def report(result: StartResult) -> None:
         if result.action == "started":
-            extra = (f", {result.prepare_seconds:.1f}s of it preparing"
-                     if result.prepare_seconds >= 1 else "")
-            console.print(f"  [green]started[/] {result.name} at {result.address} "
-                          f"(pid {result.pid}) in {result.seconds:.1f}s{extra}")
+            extra = (
+                f", {result.prepare_seconds:.1f}s of it preparing"
+                if result.prepare_seconds >= 1
+                else ""
+            )
+            console.print(
+                f"  [green]started[/] {result.name} at {result.address} "
+                f"(pid {result.pid}) in {result.seconds:.1f}s{extra}"
+            )
         else:
-            console.print(f"  [cyan]already running[/] {result.name} at {result.address} "
-                          f"(pid {result.pid})")
+            console.print(
+                f"  [cyan]already running[/] {result.name} at {result.address} (pid {result.pid})"
+            )
 
     try:
         stack.up(chosen, on_result=report)
     except StackError as exc:
         raise _fail(exc) from exc
     console.print(f"stack ready in {time.monotonic() - began:.1f}s")
+    if chosen == "ha":
+        exports = " ".join(f"{k}={v}" for k, v in ha_kafka_env(stack.settings).items())
+        console.print(f"point Omium at the three brokers with: export {exports}", soft_wrap=True)
 
 
 @app.command()
@@ -84,8 +104,10 @@ def down() -> None:
         if result.pid is None:
             console.print(f"  [dim]not running[/] {result.name}")
         else:
-            console.print(f"  [yellow]{result.action}[/] {result.name} (pid {result.pid}) "
-                          f"in {result.seconds:.1f}s")
+            console.print(
+                f"  [yellow]{result.action}[/] {result.name} (pid {result.pid}) "
+                f"in {result.seconds:.1f}s"
+            )
 
     try:
         stack.down(on_result=report)

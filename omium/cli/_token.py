@@ -39,11 +39,16 @@ def token(
     Signed with OMIUM_GATEWAY__AUTH__JWT_SECRET (or the development secret); refused when
     OMIUM_ENVIRONMENT=production. Use it as `Authorization: Bearer <token>`.
     """
-    from gateway import mint_token
+    from omium.gateway import mint_token
 
     try:
-        minted = mint_token(load_settings(), subject=sub, tenant_id=tenant,
-                            roles=[choice.value for choice in role], ttl_s=ttl)
+        minted = mint_token(
+            load_settings(),
+            subject=sub,
+            tenant_id=tenant,
+            roles=[choice.value for choice in role],
+            ttl_s=ttl,
+        )
     except ConfigurationError as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(code=1) from None
@@ -56,13 +61,6 @@ def gateway(
     port: Annotated[int | None, typer.Option(help="Port (default: settings).")] = None,
 ) -> None:
     """Serve the gateway API with uvicorn (settings from OMIUM_* environment variables)."""
-    import uvicorn
+    from omium.gateway import serve
 
-    settings = load_settings()
-    uvicorn.run(
-        "gateway:app_from_env",
-        factory=True,
-        host=host or settings.gateway.host,
-        port=port or settings.gateway.port,
-        log_level=settings.log_level.lower(),
-    )
+    serve(load_settings(), host=host, port=port)

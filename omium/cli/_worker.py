@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
-import socket
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +21,7 @@ def worker(
     processor: Annotated[
         str,
         typer.Argument(
-            help="consensus | recovery | policy | commands | orchestrator | execute "
+            help="consensus | recovery | policy | commands | approvals | orchestrator | execute "
             "(execute also takes --concurrency N, --schema S, --heartbeat-ttl SECONDS; "
             "orchestrator --schema S)",
             show_default=False,
@@ -32,8 +32,9 @@ def worker(
         typer.Option(
             "--instance-id",
             envvar="OMIUM_STREAMS_INSTANCE_ID",
-            help="Stable instance name (default: host name); a restart under the same name "
-            "aborts the transaction its predecessor left open.",
+            help="Instance name, unique per running instance (default: <POD_NAME or HOSTNAME or "
+            "host name>-<pid>, stable across container restarts); a restart under the same "
+            "name aborts the transaction its predecessor left open.",
         ),
     ] = None,
     state_dir: Annotated[
@@ -43,7 +44,8 @@ def worker(
 ) -> None:
     """Run one stream processor (exactly once, partitions shared with other instances)."""
     from omium.cli._worker_execute import EXECUTION_WORKERS
-    from streams import PROCESSORS, run_processor
+    from omium.streams import PROCESSORS, run_processor
+    from omium.streams.base import default_instance_id
 
     if processor in EXECUTION_WORKERS:  # the execution worker's parts take options of their own
         EXECUTION_WORKERS[processor](ctx.args, instance_id=instance_id, state_dir=state_dir)
@@ -60,11 +62,18 @@ def worker(
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from omium.kernel.logs import configure_logging
+
+    configure_logging(settings.log_level)  # Omium's own events (structlog), redacted, to stderr
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    overrides: dict[str, object] = {"instance_id": instance_id or socket.gethostname()}
+    overrides: dict[str, object] = {"instance_id": instance_id or default_instance_id(os.environ)}
     if state_dir is not None:
         overrides["state_dir"] = state_dir
-    stats = run_processor(processor, settings, stop=stop, **overrides)
+    typer.echo(f"{processor}: instance {overrides['instance_id']}", err=True)
+    from omium.cli._health import beacon
+
+    health = beacon(settings, "processor", processor, instance_id=str(overrides["instance_id"]))
+    stats = run_processor(processor, settings, stop=stop, health=health, **overrides)
     typer.echo(f"{processor} stopped: {stats}", err=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
+from omium.cli._health import beacon
 from omium.kernel.settings import OmiumSettings, load_settings
 
 SCHEMA_ENV = "OMIUM_WORKER__SCHEMA"
@@ -42,13 +42,17 @@ def orchestrator(
     ),
 ) -> None:
     """Schedule every run's next steps as its steps complete, and complete finished runs."""
-    from commands import CommandApplications, event_store_env
+    from omium.commands import CommandApplications, event_store_env
     from omium.worker import orchestrator_runtime
 
     settings, stop = _start(ctx)
     env = event_store_env(settings, schema=schema)
     with CommandApplications.create(env) as apps:
-        runtime = orchestrator_runtime(settings, apps, **_processor_overrides(ctx))
+        overrides = _processor_overrides(ctx)
+        runtime = orchestrator_runtime(settings, apps, **overrides)
+        runtime.health = beacon(
+            settings, "processor", "orchestrator", instance_id=overrides["instance_id"]
+        )
         runtime.run(stop)
         typer.echo(f"orchestrator stopped: {dict(runtime.stats)}", err=True)
 
@@ -64,12 +68,15 @@ def execute(
     ),
     heartbeat_ttl: Annotated[
         float,
-        typer.Option(envvar=HEARTBEAT_TTL_ENV, min=1.0,
-                     help="Seconds a step's claim lives without a heartbeat (takeover delay)."),
+        typer.Option(
+            envvar=HEARTBEAT_TTL_ENV,
+            min=1.0,
+            help="Seconds a step's claim lives without a heartbeat (takeover delay).",
+        ),
     ] = 5.0,
 ) -> None:
     """Run workflow steps: agents, checkpoints, post-conditions, consensus votes, telemetry."""
-    from commands import CommandApplications, event_store_env
+    from omium.commands import CommandApplications, event_store_env
     from omium.worker import build_services, run_execution_worker
 
     settings, stop = _start(ctx)
@@ -78,12 +85,17 @@ def execute(
     env = event_store_env(settings, schema=schema, pool_size=2, max_overflow=concurrency * 2)
     with CommandApplications.create(env) as apps:
         worker_id = ctx.obj.get("instance_id") or None
-        services = build_services(settings, apps, worker_id=worker_id,
-                                  heartbeat_ttl_s=heartbeat_ttl)
-        typer.echo(f"execution worker {services.worker_id} running {concurrency} step(s) at a "
-                   f"time; SIGTERM/SIGINT to stop", err=True)
+        services = build_services(
+            settings, apps, worker_id=worker_id, heartbeat_ttl_s=heartbeat_ttl
+        )
+        typer.echo(
+            f"execution worker {services.worker_id} running {concurrency} step(s) at a "
+            f"time; SIGTERM/SIGINT to stop",
+            err=True,
+        )
+        health = beacon(settings, "worker", "execute", instance_id=services.worker_id)
         stats = run_execution_worker(
-            settings, apps, stop=stop, concurrency=concurrency, services=services
+            settings, apps, stop=stop, concurrency=concurrency, services=services, health=health
         )
         typer.echo(f"execution worker stopped: {stats}", err=True)
 
@@ -93,6 +105,9 @@ def _start(ctx: typer.Context) -> tuple[OmiumSettings, threading.Event]:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from omium.kernel.logs import configure_logging
+
+    configure_logging(settings.log_level)  # Omium's own events (structlog), redacted, to stderr
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -100,7 +115,10 @@ def _start(ctx: typer.Context) -> tuple[OmiumSettings, threading.Event]:
 
 
 def _processor_overrides(ctx: typer.Context) -> dict[str, Any]:
-    overrides: dict[str, Any] = {"instance_id": ctx.obj.get("instance_id") or socket.gethostname()}
+    from omium.streams.base import default_instance_id
+
+    instance_id = ctx.obj.get("instance_id") or default_instance_id(os.environ)
+    overrides: dict[str, Any] = {"instance_id": instance_id}
     if ctx.obj.get("state_dir") is not None:
         overrides["state_dir"] = ctx.obj["state_dir"]
     return overrides

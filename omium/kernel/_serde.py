@@ -7,7 +7,7 @@ Everything here works on parsed fastavro schemas and plain data, and reports pro
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -203,3 +203,148 @@ def _canonical_union(datum: Any, schema: list[Any], named: Mapping[str, Any]) ->
     if datum is None or len(branches) != 1:
         return datum
     return canonical(datum, branches[0], named)
+
+
+# ------------------------------------------------------------------------------------ compiled
+
+Check = Callable[[Any], bool]
+"""A compiled check: ``True`` when a datum certainly fits (see :func:`compile_check`)."""
+
+_INT_RANGE = {"int": 2**31, "long": 2**63}
+
+
+def compile_check(schema: Any, *, allow_unknown_keys: bool = False) -> Check:
+    """A check built once per schema that answers, per datum, "certainly fits".
+
+    Validating an event walks its schema; done per event in Python (the shape rules, then
+    fastavro's own validation) it was most of the relay's and the processors' time. This
+    builds the walk once: a tree of closures, no paths, no error messages. It is *conservative*:
+    it may answer ``False`` for a datum the full validation would accept (an ``int`` for a
+    timestamp, a wider union), never ``True`` for one it would refuse; a ``False`` sends the
+    caller to the full validation, which then names the problem or accepts.
+    """
+    named: Mapping[str, Any] = schema.get("__named_schemas", {}) if isinstance(schema, dict) else {}
+    compiled: dict[str, Check] = {}
+    return _compile(schema, named, compiled, allow_unknown_keys)
+
+
+def _compile(schema: Any, named: Mapping[str, Any], done: dict[str, Check], loose: bool) -> Check:
+    if isinstance(schema, str):
+        return _compile_name(schema, named, done, loose)
+    if isinstance(schema, list):
+        return _compile_union(schema, named, done, loose)
+    kind, logical = schema["type"], schema.get("logicalType")
+    if kind == "record":
+        return _compile_record(schema, named, done, loose)
+    if kind == "array":
+        item = _compile(schema["items"], named, done, loose)
+        return lambda d: isinstance(d, list | tuple) and all(item(x) for x in d)
+    if kind == "map":
+        value = _compile(schema["values"], named, done, loose)
+        return lambda d: (
+            isinstance(d, dict) and all(type(k) is str and value(v) for k, v in d.items())
+        )
+    if kind == "enum":
+        symbols = frozenset(schema["symbols"])
+        return lambda d: type(d) is str and d in symbols
+    if logical == "uuid":
+        return lambda d: isinstance(d, uuid.UUID) or (type(d) is str and _is_canonical_uuid(d))
+    if logical is not None and str(logical).startswith("timestamp"):
+        return lambda d: isinstance(d, datetime) and d.utcoffset() is not None
+    if logical is not None:
+        return lambda d: False  # other logical types: always the full validation
+    return _compile_name(kind, named, done, loose)
+
+
+def _compile_name(
+    name: str, named: Mapping[str, Any], done: dict[str, Check], loose: bool
+) -> Check:
+    primitive = _PRIMITIVES.get(name)
+    if primitive is not None:
+        return primitive
+    if name in done:
+        return lambda d: done[name](d)  # a recursive reference, bound once compiled
+    target = named.get(name)
+    if target is None:
+        return lambda d: False
+    done[name] = lambda d: False  # placeholder while the record compiles
+    done[name] = _compile(target, named, done, loose)
+    return done[name]
+
+
+def _compile_union(
+    schema: list[Any], named: Mapping[str, Any], done: dict[str, Check], loose: bool
+) -> Check:
+    branches = [b for b in schema if b != "null"]
+    nullable = len(branches) < len(schema)
+    if len(branches) != 1:
+        return lambda d: False  # wider unions: the full validation decides
+    branch = _compile(branches[0], named, done, loose)
+    if nullable:
+        return lambda d: d is None or branch(d)
+    return branch
+
+
+def _compile_record(
+    schema: dict[str, Any], named: Mapping[str, Any], done: dict[str, Check], loose: bool
+) -> Check:
+    names = frozenset(f["name"] for f in schema["fields"])
+    fields = [
+        (f["name"], "default" in f, _compile(f["type"], named, done, loose))
+        for f in schema["fields"]
+    ]
+
+    def check(datum: Any) -> bool:
+        if not isinstance(datum, dict):
+            return False
+        if not loose and not datum.keys() <= names:
+            return False
+        for name, has_default, field_check in fields:
+            if name in datum:
+                if not field_check(datum[name]):
+                    return False
+            elif not has_default:
+                return False
+        return True
+
+    return check
+
+
+def _integer(bound: int) -> Check:
+    return lambda d: type(d) is int and -bound <= d < bound
+
+
+_PRIMITIVES: dict[str, Check] = {
+    "null": lambda d: d is None,
+    "boolean": lambda d: type(d) is bool,
+    "int": _integer(_INT_RANGE["int"]),
+    "long": _integer(_INT_RANGE["long"]),
+    "float": lambda d: type(d) is float or type(d) is int,
+    "double": lambda d: type(d) is float or type(d) is int,
+    "string": lambda d: type(d) is str,
+    "bytes": lambda d: type(d) is bytes,
+}
+
+
+def has_maps(schema: Any) -> bool:
+    """Whether an Avro map occurs anywhere in a schema (else its canonical form is itself)."""
+    named: Mapping[str, Any] = schema.get("__named_schemas", {}) if isinstance(schema, dict) else {}
+    return _has_maps(schema, named, set())
+
+
+def _has_maps(schema: Any, named: Mapping[str, Any], seen: set[str]) -> bool:
+    if isinstance(schema, str):
+        if schema in seen or schema not in named:
+            return False
+        seen.add(schema)
+        return _has_maps(named[schema], named, seen)
+    if isinstance(schema, list):
+        return any(_has_maps(branch, named, seen) for branch in schema)
+    kind = schema["type"]
+    if kind == "map":
+        return True
+    if kind == "array":
+        return _has_maps(schema["items"], named, seen)
+    if kind == "record":
+        return any(_has_maps(f["type"], named, seen) for f in schema["fields"])
+    return False

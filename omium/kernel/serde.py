@@ -19,12 +19,14 @@ canonical UUID strings and integer microseconds.
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import re
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Self, cast
 
@@ -34,7 +36,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from omium.kernel import _serde
 from omium.kernel.errors import ConfigurationError, OmiumError
-from omium.kernel.settings import REPO_ROOT
+from omium.kernel.resources import packaged_path
 
 NAMESPACE = _serde.NAMESPACE
 """Avro namespace of every Omium event schema."""
@@ -42,13 +44,19 @@ NAMESPACE = _serde.NAMESPACE
 ENVELOPE_FILE = "envelope.avsc"
 """File in the schemas folder that lists the envelope fields."""
 
-DEFAULT_SCHEMAS_DIR = REPO_ROOT / "schemas" / "avro"
+DEFAULT_SCHEMAS_DIR = packaged_path("schemas", "avro")
 """The schemas shipped with Omium (also the default of ``OmiumSettings.schemas_dir``)."""
 
 MARKER = b"\xc3\x01"
 """First two bytes of every Avro single-object encoded message."""
 
 HEADER_SIZE = len(MARKER) + 8
+
+# seal(): a hash is 64 hex characters, an Avro string of length 64 (zigzag varint ``80 01``).
+_STRING_64 = b"\x80\x01"
+_EMPTY_STRING = b"\x00"
+_HASH_PLACEHOLDER = secrets.token_hex(32)
+_PLACEHOLDER_FIELD = _STRING_64 + _HASH_PLACEHOLDER.encode()
 """Marker plus the 8-byte schema fingerprint."""
 
 _FINGERPRINT_ALGORITHM = "CRC-64-AVRO"
@@ -160,6 +168,21 @@ class EventSchema:
     def label(self) -> str:
         """``<EventType> v<N>``, for messages."""
         return f"{self.event_type} v{self.version}"
+
+    @cached_property
+    def fits(self) -> _serde.Check:
+        """The compiled check of a whole event (unknown keys refused); see ``compile_check``."""
+        return _serde.compile_check(self.schema)
+
+    @cached_property
+    def fits_ignoring_unknown_keys(self) -> _serde.Check:
+        """The compiled check that lets keys the schema does not know through (hashing)."""
+        return _serde.compile_check(self.schema, allow_unknown_keys=True)
+
+    @cached_property
+    def has_maps(self) -> bool:
+        """Whether the schema has an Avro map (only then does canonical form reorder)."""
+        return _serde.has_maps(self.schema)
 
 
 class SchemaCatalog:
@@ -426,6 +449,8 @@ class AvroSerde:
             SchemaValidationError: Naming the event type, version and offending field.
         """
         writer = self._writer_of_event(event)
+        if writer.fits(event):  # the compiled check: most events end here
+            return writer
         _raise_problem(writer, _serde.shape_problem(event, writer.schema))
         _raise_problem(writer, _serde.fastavro_problem(event, writer.schema, writer.record_paths))
         return writer
@@ -446,6 +471,42 @@ class AvroSerde:
         writer = self.validate(event)
         return MARKER + writer.fingerprint + _write(event, writer)
 
+    def seal(self, event: dict[str, Any]) -> bytes:
+        """Validate an event, fill in its ``hash`` and encode it, checking and writing it once.
+
+        What :func:`omium.kernel.events.new_event` then :meth:`encode` do, for a writer that
+        builds many events (the relay): the event's ``prev_hash`` must be set; its ``hash`` is
+        set here to SHA-256 of ``prev_hash`` and the canonical body. When the schema has no Avro
+        map, the canonical body is the event's own body with an empty hash, so the event is
+        written once, with a random placeholder where the hash goes, and both the hashed body and
+        the message are cut from those bytes.
+
+        Returns:
+            The message, as :meth:`encode` would write it.
+
+        Raises:
+            SchemaValidationError: The event does not match its writer schema.
+        """
+        writer = self.validate(event)
+        prev_hash = event.get("prev_hash")
+        prefix = prev_hash.encode("utf-8") if isinstance(prev_hash, str) else b""
+        if writer.has_maps:
+            event["hash"] = ""
+            event["hash"] = hashlib.sha256(prefix + self.canonical_body(event)).hexdigest()
+            return MARKER + writer.fingerprint + _write(event, writer)
+        event["hash"] = _HASH_PLACEHOLDER
+        written = _write(event, writer)
+        # The placeholder's field: its length (64, zigzag varint 80 01), then its bytes. The
+        # fields before it (ids, names, numbers, prev_hash) cannot hold a random value that
+        # never leaves this process, so the first match is the field.
+        at = written.find(_PLACEHOLDER_FIELD)
+        if at < 0:  # pragma: no cover - only if fastavro stopped writing strings as Avro does
+            raise SerdeError(f"{writer.label}: the hash placeholder was not written")
+        before, after = written[:at], written[at + len(_PLACEHOLDER_FIELD) :]
+        digest = hashlib.sha256(prefix + before + _EMPTY_STRING + after).hexdigest()
+        event["hash"] = digest
+        return MARKER + writer.fingerprint + before + _STRING_64 + digest.encode() + after
+
     def canonical_body(self, event: Mapping[str, Any]) -> bytes:
         """The canonical Avro body of an event: what the hash chain covers.
 
@@ -457,7 +518,11 @@ class AvroSerde:
             SchemaValidationError: The event names no known schema or does not fit it.
         """
         writer = self._writer_of_event(event)
-        _raise_problem(writer, _serde.shape_problem(event, writer.schema, allow_unknown_keys=True))
+        if not writer.fits_ignoring_unknown_keys(event):
+            problem = _serde.shape_problem(event, writer.schema, allow_unknown_keys=True)
+            _raise_problem(writer, problem)
+        if not writer.has_maps:  # records are written in schema order whatever the dict's
+            return _write(event, writer)
         named = writer.schema.get("__named_schemas", {})
         return _write(_serde.canonical(event, writer.schema, named), writer)
 

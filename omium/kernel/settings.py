@@ -10,16 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from omium.kernel.resources import packaged_path, project_dir
 
 ENV_PREFIX = "OMIUM_"
 
 
 class KafkaSettings(BaseModel):
-    """Where the event log is and how Omium's topics are laid out."""
+    """Where the event log is, how Omium's topics are laid out, and how clients authenticate.
+
+    ``security_protocol`` and the ``sasl_*`` / ``ssl_*`` fields are librdkafka's own settings
+    (``security.protocol``, ``sasl.mechanism``, ...): TLS to the brokers (``SSL``, with a CA
+    bundle and optionally a client certificate for mutual TLS, as Amazon MSK's TLS listener
+    takes) and SASL/PLAIN or SASL/SCRAM user names and passwords (``SASL_SSL``, MSK's SCRAM
+    listener). Every Omium client (producers, consumers, admin) uses them.
+    """
 
     bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = "omium"
@@ -28,6 +35,55 @@ class KafkaSettings(BaseModel):
     # Telemetry has no invariants and high volume, so it ages out; domain topics never do.
     telemetry_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
     client_id: str = "omium"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: SecretStr | None = None
+    # "https" checks that the broker's certificate names the host (librdkafka's default).
+    ssl_endpoint_identification_algorithm: Literal["https", "none"] = "https"
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_"):
+            missing = [
+                name
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"security_protocol {self.security_protocol} needs {', '.join(missing)}"
+                )
+        return self
+
+    def client_config(self) -> dict[str, str]:
+        """``bootstrap.servers`` and the security settings every librdkafka client needs."""
+        config = {"bootstrap.servers": self.bootstrap_servers}
+        if self.security_protocol == "PLAINTEXT":
+            return config
+        config["security.protocol"] = self.security_protocol
+        if self.security_protocol.startswith("SASL_"):
+            assert self.sasl_mechanism and self.sasl_username and self.sasl_password
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.sasl_username
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            config["ssl.endpoint.identification.algorithm"] = (
+                self.ssl_endpoint_identification_algorithm
+            )
+            optional = {
+                "ssl.ca.location": self.ssl_ca_location,
+                "ssl.certificate.location": self.ssl_certificate_location,
+                "ssl.key.location": self.ssl_key_location,
+            }
+            config.update({k: v for k, v in optional.items() if v})
+            if self.ssl_key_password is not None:
+                config["ssl.key.password"] = self.ssl_key_password.get_secret_value()
+        return config
 
 
 class PostgresSettings(BaseModel):
@@ -71,8 +127,9 @@ class AwsSettings(BaseModel):
 class StackSettings(BaseModel):
     """Where ``omium up`` keeps the local stack's binaries, data and logs."""
 
-    data_dir: Path = REPO_ROOT / ".omium"
-    profile: Literal["core", "full"] = "full"
+    # A checkout keeps its stack beside the code; an installed Omium in the current directory.
+    data_dir: Path = Field(default_factory=lambda: project_dir() / ".omium")
+    profile: Literal["core", "full", "ha"] = "full"
     service_user: str = "omium"
     start_timeout_s: float = Field(default=120.0, gt=0)
     opensearch_heap: str = "512m"
@@ -80,6 +137,13 @@ class StackSettings(BaseModel):
     kafka_heap: str = "1g"
     # The broker's listener comes from ``kafka.bootstrap_servers``; KRaft needs a second port.
     kafka_controller_port: int = Field(default=9093, gt=0, lt=65536)
+    # A SASL_PLAINTEXT (PLAIN) listener too, so authenticated clients can be tried locally; its
+    # password is generated with the stack (<data_dir>/kafka/sasl.password), never configured.
+    kafka_sasl_port: int = Field(default=9094, gt=0, lt=65536)
+    # ``--profile ha``: three KRaft nodes; node n (1..3) listens on kafka_ha_port + n - 1 and
+    # its controller on kafka_ha_port + n + 2 (9192-9194 and 9195-9197 by default).
+    kafka_ha_port: int = Field(default=9192, gt=0, lt=65530)
+    kafka_ha_heap: str = "384m"
     # How long ``omium down`` waits after SIGTERM before it sends SIGKILL.
     stop_timeout_s: float = Field(default=30.0, gt=0)
 
@@ -150,6 +214,11 @@ class GatewaySettings(BaseModel):
     port: int = Field(default=8000, gt=0, lt=65536)
     # Bodies above this are refused with 413 before anything parses them.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Headers beyond these answer 431; JSON bodies nested deeper than max_json_depth answer 400
+    # (deeper documents could be stored but not served back, nor parsed by every consumer).
+    max_header_bytes: int = Field(default=16 * 1024, gt=0)
+    max_headers: int = Field(default=100, gt=0)
+    max_json_depth: int = Field(default=64, gt=0)
     # Each dependency checked by ``/ready`` gets this long before it counts as down.
     ready_timeout_s: float = Field(default=2.0, gt=0)
     # When set, ``/metrics`` needs ``Authorization: Bearer <metrics_token>``; else it is open.
@@ -158,8 +227,27 @@ class GatewaySettings(BaseModel):
     problem_type_base: str = "urn:omium:problem:"
     # "kafka" publishes CommandRecorded events to omium.audit; "log" writes them to the log.
     audit_sink: Literal["kafka", "log"] = "kafka"
+    # A checked API key is trusted this long; a revocation on another replica waits this long.
+    api_key_cache_ttl_s: float = Field(default=5.0, ge=0)
     auth: AuthSettings = AuthSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    # The built web UI (``ui/dist``) served under ``/ui``; unset: the checkout's ``ui/dist``
+    # when it has been built, else no UI.
+    ui_dir: Path | None = None
+
+
+class AnthropicSettings(BaseModel):
+    """The Anthropic provider (Messages API); keys read ``OMIUM_LLM__ANTHROPIC__API_KEY`` etc."""
+
+    base_url: str = "https://api.anthropic.com"
+    api_key: SecretStr | None = None
+    # Sent as the anthropic-version header: the API version the request and response follow.
+    version: str = "2023-06-01"
+    timeout_s: float = Field(default=60.0, gt=0)
+    # The Messages API requires max_tokens: used when a call gives none.
+    max_tokens: int = Field(default=4096, ge=1)
+    # Retries of a call on 429, 529, 5xx and dropped connections, within its timeout.
+    max_retries: int = Field(default=2, ge=0)
 
 
 class LLMSettings(BaseModel):
@@ -175,6 +263,12 @@ class LLMSettings(BaseModel):
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
     # The scripted provider's rules (YAML); without one it answers nothing and calls fail.
     script_path: Path | None = None
+    anthropic: AnthropicSettings = AnthropicSettings()
+    # Root-cause diagnoses of failures (escalations and on demand): the provider and model
+    # asked (default_model when unset), and how long a diagnosis may take.
+    diagnosis_provider: str = "scripted"
+    diagnosis_model: str | None = None
+    diagnosis_timeout_s: float = Field(default=60.0, gt=0)
 
 
 class OmiumSettings(BaseSettings):
@@ -188,7 +282,7 @@ class OmiumSettings(BaseSettings):
 
     environment: Literal["local", "test", "production"] = "local"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    schemas_dir: Path = REPO_ROOT / "schemas" / "avro"
+    schemas_dir: Path = Field(default_factory=lambda: packaged_path("schemas", "avro"))
     kafka: KafkaSettings = KafkaSettings()
     postgres: PostgresSettings = PostgresSettings()
     redis: RedisSettings = RedisSettings()

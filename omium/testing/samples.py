@@ -303,6 +303,23 @@ _PAYLOADS: dict[str, Callable[[], dict[str, Any]]] = {
         "object_key": None,
         "parent_checkpoint_id": "draft-before-1",
     },
+    "CheckpointsPruned": lambda: {
+        "checkpoints": [
+            {
+                "checkpoint_id": "draft-after-1",
+                "step_id": "draft",
+                "checksum_sha256": (
+                    "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b"
+                ),
+                "size_bytes": 17,
+                "storage": "inline",
+                "object_key": None,
+            }
+        ],
+        "keep_last": 1,
+        "max_age_s": 604800.0,
+        "pruned_at": _AT,
+    },
     "ExecutionRolledBack": lambda: {
         "checkpoint_id": "draft-after-1",
         "resume_step_id": "draft",
@@ -319,8 +336,25 @@ _PAYLOADS: dict[str, Callable[[], dict[str, Any]]] = {
         "context_json": '{"report_url": "s3://reports/42.pdf"}',
         "approvers": ["role:operator", "bob@example.com"],
         "deadline": _AT + timedelta(hours=4),
-        "default_action": "reject",
+        "default_action": "reject",  # v1 has no "escalate"; the sample fills every version
         "branch": "publish",
+        "approver_role": "operator",
+        "escalation": {
+            "approvers": ["carol@example.com"],
+            "approver_role": "admin",
+            "timeout_ms": 3_600_000,
+            "default_action": "reject",
+        },
+    },
+    "HumanApprovalEscalated": lambda: {
+        "approval_id": _id("approval"),
+        "step_id": "publish",
+        "approvers": ["carol@example.com"],
+        "approver_role": "admin",
+        "previous_deadline": _AT + timedelta(hours=4),
+        "escalated_at": _AT + timedelta(hours=4, seconds=1),
+        "deadline": _AT + timedelta(hours=5, seconds=1),
+        "default_action": "reject",
     },
     "HumanApprovalGranted": lambda: {
         "approval_id": _id("approval"),

@@ -1,6 +1,6 @@
 """The execution worker: runs steps, checkpoints state, reports outcomes as commands."""
 
-from omium.worker._blobs import (
+from omium.kernel.blobs import (
     BlobStoreError,
     CheckpointBlobStore,
     CheckpointRef,
@@ -20,6 +20,7 @@ from omium.worker._errors import (
 from omium.worker._executor import WORKER_LOST, StepExecutor
 from omium.worker._heartbeat import Heartbeats
 from omium.worker._orchestrator import Orchestrator
+from omium.worker._retention import CheckpointJanitor, PruneReport
 from omium.worker._runner import (
     build_services,
     new_worker_id,
@@ -45,6 +46,9 @@ __all__ = [
     "CorruptCheckpointError",
     "RunState",
     "StateStore",
+    # checkpoint retention
+    "CheckpointJanitor",
+    "PruneReport",
     # what agents receive
     "StepContext",
     # orchestration

@@ -1,4 +1,4 @@
-"""Calling an agent function: in its own thread, within the step's timeout, output normalised.
+"""Calling an agent function: in a thread of its own, within the step's timeout, output normalised.
 
 An agent that overruns its timeout cannot be killed (it is Python code in a thread), so it is
 abandoned: its context is cancelled (its next model call raises) and whatever it returns later is
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import queue
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -61,14 +62,47 @@ def call_agent(
         finally:
             finished.set()
 
-    thread = threading.Thread(target=run, name=f"agent-{ctx.step_id}-{ctx.agent}", daemon=True)
-    thread.start()
+    _THREADS.run(run)
     if not finished.wait(timeout_s):
         cancel.set()
         raise StepTimeoutError(ctx.step_id, timeout_s)
     if "error" in outcome:
         raise outcome["error"]
     return normalise_output(outcome.get("value"))
+
+
+class _AgentThreads:
+    """Daemon threads that run agents, kept for the next agent once one returns.
+
+    Starting a thread per step cost more than a trivial step itself. A thread whose agent was
+    abandoned (timed out) stays busy until the agent returns, and a new thread is started for
+    the next agent meanwhile, so an abandoned agent never delays another.
+    """
+
+    def __init__(self, keep: int = 32) -> None:
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+        self._lock = threading.Lock()
+        self._keep = keep
+
+    def run(self, job: Callable[[], None]) -> None:
+        """Run ``job`` in an idle thread, or in a new one."""
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), name="agent", daemon=True).start()
+        inbox.put(job)
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            inbox.get()()  # the job catches everything the agent raises
+            with self._lock:
+                if len(self._idle) >= self._keep:
+                    return
+                self._idle.append(inbox)
+
+
+_THREADS = _AgentThreads()
 
 
 async def _awaited(result: Any) -> Any:

@@ -17,19 +17,22 @@ stalled past its heartbeat TTL and the step was taken over) can never record its
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from commands import CommandResult, ConflictError
-from commands.executions import ExecutionView, StepView
+import structlog
+
+from omium.commands import CommandResult, ConflictError
+from omium.commands.executions import CheckpointView, ExecutionView, StepView
 from omium.kernel.errors import DomainError, PersistenceError
 from omium.sdk.workflow import Step, WorkflowDefinition
+from omium.streams.base import derived_id
 from omium.worker._agents import call_agent, load_agent
 from omium.worker._checks import check_output, failure_of, recovery_details
 from omium.worker._consensus_step import run_consensus
@@ -38,9 +41,11 @@ from omium.worker._services import WorkerServices
 from omium.worker._state import RunState, latest
 from omium.worker._telemetry import FailureReport, Span
 from omium.worker._work import WorkItem
-from streams.base import derived_id
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from omium.worker._pipeline import StepPipeline
+
+log = structlog.get_logger(__name__)
 
 _REPORT_RETRIES = 8
 
@@ -66,6 +71,14 @@ class Attempt:
     checkpoints: list[str] = field(default_factory=list)
     # The checkpoint this attempt started from (its own "before", or an identical earlier one).
     restore_point: str | None = None
+    # The run's version as this worker last wrote it (None: unknown): a save that expects it
+    # conflicts when anyone else wrote to the run since.
+    version: int | None = None
+    # Set by a pipelined start: the starting state is known (and maybe the before checkpoint).
+    prepared: bool = False
+    before_taken: bool = False
+    # The next step's attempt, when this one went on to it in the same save.
+    next: Attempt | None = None
 
     @property
     def last_good_checkpoint(self) -> str | None:
@@ -90,12 +103,41 @@ class Attempt:
         return str(derived_id("omium.worker", self.item.dispatch_id, *parts))
 
 
+def new_attempt(
+    services: WorkerServices, item: WorkItem, run: ExecutionView, number: int
+) -> Attempt:
+    """Attempt ``number`` of the item's step, with its span and deadline."""
+    definition = services.definitions.require(
+        item.tenant_id, item.workflow_id, item.workflow_version
+    )
+    step = definition.step(item.step_id)
+    agent = item.agent or step.agent
+    span = Span(
+        str(run.id),
+        run.tenant_id,
+        f"step {step.id}",
+        "step",
+        step_id=step.id,
+        agent=agent,
+        model=item.model,
+        attributes={
+            "attempt": str(number),
+            "worker": services.worker_id,
+            "dispatch": item.reason,
+            "workflow": definition.name,
+        },
+    )
+    deadline = time.monotonic() + definition.timeout_for(step)
+    return Attempt(item, run, definition, step, number, span, deadline)
+
+
 class AttemptRunner:
     """Runs attempts with the worker's shared services."""
 
-    def __init__(self, services: WorkerServices) -> None:
-        """Use ``services`` for everything."""
+    def __init__(self, services: WorkerServices, *, pipeline: StepPipeline | None = None) -> None:
+        """Use ``services`` for everything; go on to next steps through ``pipeline``."""
         self._s = services
+        self._pipeline = pipeline
 
     def run(self, attempt: Attempt) -> str:
         """Run the attempt to its outcome and report it; return a one-line summary."""
@@ -103,13 +145,15 @@ class AttemptRunner:
         retryable = True
         output: dict[str, Any] = {}
         try:
-            attempt.state = self._s.states.starting_state(
-                attempt.run,
-                attempt.step.id,
-                attempt.needs,
-                restore_checkpoint_id=attempt.item.restore_checkpoint_id,
-            )
-            if attempt.definition.checkpoint_for(attempt.step).before:
+            if not attempt.prepared:
+                attempt.state = self._s.states.starting_state(
+                    attempt.run,
+                    attempt.step.id,
+                    attempt.needs,
+                    restore_checkpoint_id=attempt.item.restore_checkpoint_id,
+                )
+            before = attempt.definition.checkpoint_for(attempt.step).before
+            if before and not attempt.before_taken:
                 self._checkpoint(attempt, "before", attempt.state)
             output = self._produce(attempt)
             failure = check_output(
@@ -183,6 +227,10 @@ class AttemptRunner:
     # ------------------------------------------------------------------ outcomes
 
     def _succeed(self, attempt: Attempt, output: dict[str, Any]) -> str:
+        if self._pipeline is not None:
+            summary = self._pipeline.advance(attempt, output)
+            if summary is not None:
+                return summary  # recorded with the next step (or the halt) in one save
         self._report(
             attempt,
             "complete_step",
@@ -191,6 +239,7 @@ class AttemptRunner:
                 attempt.execution_id,
                 step_id=attempt.step.id,
                 output=output,
+                usage=attempt.usage.step_usage(),
                 expected_version=version,
                 idempotency_key=attempt.key("complete"),
             ),
@@ -254,11 +303,9 @@ class AttemptRunner:
                 idempotency_key=str(derived_id("omium.worker", attempt.execution_id, "budget")),
             )
         except DomainError as exc:  # already ended (halted by a policy, cancelled ...)
-            log.info("budget halt not applied: %s", exc)
+            log.info("attempt.budget_halt_not_applied", error=str(exc))
 
-    def _report(
-        self, attempt: Attempt, name: str, command: Callable[[int], CommandResult]
-    ) -> None:
+    def _report(self, attempt: Attempt, name: str, command: Callable[[int], CommandResult]) -> None:
         """Apply an outcome command while the step is still at this attempt.
 
         Raises:
@@ -267,8 +314,10 @@ class AttemptRunner:
         for retry in range(_REPORT_RETRIES):
             run = self._s.apps.executions.get_execution(attempt.run.tenant_id, attempt.execution_id)
             step = _step(run, attempt.step.id)
-            if run.state not in ("running", "waiting_for_approval") or step is None or (
-                step.status != "running" or step.attempts != attempt.number
+            if (
+                run.state not in ("running", "waiting_for_approval")
+                or step is None
+                or (step.status != "running" or step.attempts != attempt.number)
             ):
                 raise AttemptLostError(f"{name}: step is no longer at attempt {attempt.number}")
             try:
@@ -295,22 +344,52 @@ class AttemptRunner:
             uuid.uuid5(attempt.execution_id, f"{attempt.step.id}/{attempt.number}/{position}")
         )
         span = Span(
-            str(attempt.execution_id), run.tenant_id, f"checkpoint {position} {attempt.step.id}",
-            "checkpoint", step_id=attempt.step.id, parent_span_id=attempt.span.span_id,
-            attributes={"position": position, "size": str(ref.size), "storage": ref.storage,
-                        "checksum": ref.checksum, "checkpoint_id": checkpoint_id},
+            str(attempt.execution_id),
+            run.tenant_id,
+            f"checkpoint {position} {attempt.step.id}",
+            "checkpoint",
+            step_id=attempt.step.id,
+            parent_span_id=attempt.span.span_id,
+            attributes={
+                "position": position,
+                "size": str(ref.size),
+                "storage": ref.storage,
+                "checksum": ref.checksum,
+                "checkpoint_id": checkpoint_id,
+            },
         )
         try:
-            self._s.apps.executions.create_checkpoint(
-                run.tenant_id, attempt.execution_id, step_id=attempt.step.id, position=position,
-                checkpoint_id=checkpoint_id, idempotency_key=attempt.key("checkpoint", position),
+            result = self._s.apps.executions.create_checkpoint(
+                run.tenant_id,
+                attempt.execution_id,
+                step_id=attempt.step.id,
+                position=position,
+                checkpoint_id=checkpoint_id,
+                idempotency_key=attempt.key("checkpoint", position),
                 **ref.command_fields(),
             )
+            if attempt.version is not None:
+                # Ours if it directly follows the version we knew; else someone else wrote too.
+                known = result.version - len(result.events) == attempt.version
+                attempt.version = result.version if known and not result.replayed else None
+            recorded = CheckpointView(
+                checkpoint_id=checkpoint_id,
+                step_id=attempt.step.id,
+                position=position,
+                checksum=ref.checksum,
+                size=ref.size,
+                storage=ref.storage,
+                object_key=ref.object_key,
+                sequence=result.version,
+            )
+            attempt.run = dataclasses.replace(run, checkpoints=(*run.checkpoints, recorded))
         except Exception as exc:
             span.fail(f"{type(exc).__name__}: {exc}")
             if required or _is_infrastructure(exc):
                 raise
-            log.info("after-checkpoint of %s not recorded: %s", attempt.step.id, exc)
+            log.info(
+                "attempt.after_checkpoint_not_recorded", step_id=attempt.step.id, error=str(exc)
+            )
         finally:
             self._s.telemetry.record_span(span)
         attempt.checkpoints.append(f"{position}:{checkpoint_id}")

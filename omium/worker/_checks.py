@@ -6,6 +6,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
+from omium.kernel.blobs import CorruptCheckpointError
 from omium.sdk.providers import ProviderError
 from omium.sdk.workflow import (
     EntrypointError,
@@ -15,7 +16,6 @@ from omium.sdk.workflow import (
     check_postconditions,
     gather_sources,
 )
-from omium.worker._blobs import CorruptCheckpointError
 from omium.worker._errors import StepAttemptError
 from omium.worker._telemetry import FailureReport
 

@@ -8,20 +8,21 @@ once the attempt was abandoned (timed out).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from omium.sdk.providers import Completion, LLMProvider, MessageLike
+import structlog
+
+from omium.sdk.providers import Completion, LLMProvider, MessageLike, calls_for_execution
 from omium.sdk.workflow import AgentSpec, ConsensusSpec
 from omium.worker._budget import RunBudget
 from omium.worker._errors import StepCancelledError
 from omium.worker._telemetry import Span, Telemetry
 
-log = logging.getLogger("omium.agent")
+log = structlog.get_logger("omium.agent")
 
 OUTPUT_ATTRIBUTE_CHARS = 8000
 """How much of a reply an LLM span keeps (policies read it as ``input.output``)."""
@@ -36,6 +37,8 @@ class CallUsage:
     tokens_out: int = 0
     cost_usd: float = 0.0
     models: list[str] = field(default_factory=list)
+    # The calls' spans (SpanRecorded payloads), for the policy gate (omium.worker._policy_gate).
+    spans: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, completion: Completion) -> None:
         """Count one call."""
@@ -49,6 +52,15 @@ class CallUsage:
     def model(self) -> str | None:
         """The model that answered most calls."""
         return max(set(self.models), key=self.models.count) if self.models else None
+
+    def step_usage(self) -> dict[str, Any]:
+        """The totals as ``complete_step`` records them on ``StepCompleted``."""
+        return {
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
+            "model": self.model,
+        }
 
 
 class LLMCalls:
@@ -122,18 +134,20 @@ class LLMCalls:
             model=model or self.model,
         )
         try:
-            completion = self._provider.complete(
-                messages,
-                model=model or self.model,
-                max_tokens=max_tokens or self._spec.limits.max_tokens,
-                temperature=temperature,
-                timeout_s=max(0.1, self._deadline - time.monotonic()),
-                agent=self._agent,
-                step_id=self._parent.step_id,
-            )
+            with calls_for_execution(self._parent.execution_id):
+                completion = self._provider.complete(
+                    messages,
+                    model=model or self.model,
+                    max_tokens=max_tokens or self._spec.limits.max_tokens,
+                    temperature=temperature,
+                    timeout_s=max(0.1, self._deadline - time.monotonic()),
+                    agent=self._agent,
+                    step_id=self._parent.step_id,
+                )
         except Exception as exc:
             span.fail(f"{type(exc).__name__}: {exc}")
             self._telemetry.record_span(span)
+            self.usage.spans.append(span.payload())
             raise
         self._record(span, completion)
         self.usage.add(completion)
@@ -152,6 +166,7 @@ class LLMCalls:
             output=completion.text[:OUTPUT_ATTRIBUTE_CHARS],
         )
         self._telemetry.record_span(span)
+        self.usage.spans.append(span.payload())
 
 
 class StepContext:
@@ -169,7 +184,8 @@ class StepContext:
         outputs: Outputs of the steps this step needs, by step id.
         state: Free-form data carried from step to step in checkpoints; change it in place.
         consensus: The consensus step's settings, for participants (else ``None``).
-        log: A logger that names the run, step and attempt.
+        log: A structlog logger (``omium.agent``) bound to the run, step and attempt:
+            ``ctx.log.info("fetched", rows=12)``.
     """
 
     def __init__(
@@ -201,9 +217,7 @@ class StepContext:
         self.consensus = consensus
         self._calls = calls
         self._cancel = cancel
-        self.log = logging.LoggerAdapter(
-            log, {"execution_id": execution_id, "step_id": step_id, "attempt": attempt}
-        )
+        self.log = log.bind(execution_id=execution_id, step_id=step_id, attempt=attempt)
 
     @property
     def model(self) -> str:

@@ -8,14 +8,15 @@ runs to whoever drives them.
 
 from __future__ import annotations
 
-import logging
 import threading
 from uuid import UUID
 
-from commands import InvalidCommandError, NotFoundError, WorkflowsApplication
+import structlog
+
+from omium.commands import InvalidCommandError, NotFoundError, WorkflowsApplication
 from omium.sdk.workflow import WorkflowDefinition, WorkflowValidationError, parse_workflow_dict
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class DefinitionCache:
@@ -51,9 +52,20 @@ class DefinitionCache:
             )
             definition = parse_workflow_dict(view.definition)
         except (NotFoundError, InvalidCommandError) as exc:
-            log.info("no workflow %s v%s for tenant %s: %s", workflow_id, version, tenant_id, exc)
+            log.info(
+                "definitions.unknown_workflow",
+                tenant_id=tenant_id,
+                workflow_id=str(workflow_id),
+                version=version,
+                error=str(exc),
+            )
         except WorkflowValidationError as exc:
-            log.info("workflow %s v%s is not an Omium workflow file: %s", workflow_id, version, exc)
+            log.info(
+                "definitions.not_a_workflow",
+                workflow_id=str(workflow_id),
+                version=version,
+                error=str(exc),
+            )
         with self._lock:
             self._cache[key] = definition
         return definition

@@ -11,27 +11,32 @@ The item only says which step; what to do comes from the run as the event store 
 - the step is running and nobody holds it → its worker died: record the lost attempt
   (``fail_step``, ``worker_lost``) and schedule the step again; the new attempt resumes from the
   step's last checkpoint.
+
+A step that completed and went on to the next step in the same save (a pipelined chain, see
+:mod:`omium.worker._pipeline`) is followed to that step first, so the chain's first work item,
+delivered again after its worker died, finds the step that was running.
 """
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
-from commands import ConflictError
-from commands.executions import TERMINAL_STATES, ExecutionView, StepView
-from omium.kernel.errors import DomainError
-from omium.worker._attempt import Attempt, AttemptLostError, AttemptRunner
-from omium.worker._services import WorkerServices
-from omium.worker._telemetry import Span
-from omium.worker._work import WorkItem
-from streams.base import derived_id
+import structlog
 
-log = logging.getLogger(__name__)
+from omium.commands import ConflictError
+from omium.commands.executions import TERMINAL_STATES, ExecutionView, StepView
+from omium.kernel.errors import DomainError
+from omium.streams.base import derived_id
+from omium.worker._attempt import Attempt, AttemptLostError, AttemptRunner, new_attempt
+from omium.worker._pipeline import StepPipeline, advanced_from
+from omium.worker._services import WorkerServices
+from omium.worker._work import WorkItem
+
+log = structlog.get_logger(__name__)
 
 WORKER_LOST = "worker_lost"
 """``error_type`` of an attempt whose worker stopped heart-beating."""
@@ -56,14 +61,19 @@ class StepExecutor:
         self._s = services
         self._stop = stop
         self._interval = watch_interval_s
-        self._attempts = AttemptRunner(services)
+        self.pipeline = StepPipeline(services, stop=stop) if services.pipeline else None
+        self._attempts = AttemptRunner(services, pipeline=self.pipeline)
 
     def process(self, item: WorkItem) -> str | None:
         """Take the item to its outcome; return what happened (``None``: stopped, redeliver)."""
         self._wait_until(item.not_before_time())
+        current = item
         while not self._stop.is_set():
             run = self._s.apps.executions.get_execution(item.tenant_id, UUID(item.execution_id))
-            step = _step(run, item.step_id)
+            current, step = self._follow(current, run)
+            if current is not item and step is not None and step.status == "scheduled":
+                # Scheduled again (taken over, rolled back): its own work item runs it.
+                return f"nothing to do: {step.step_id} was scheduled again"
             outcome = self._settled(run, step)
             if outcome is not None:
                 return outcome
@@ -73,12 +83,27 @@ class StepExecutor:
                 self._stop.wait(self._interval)  # another worker holds it: watch
                 continue
             try:
-                outcome = act(item, run, step)
+                outcome = act(current, run, step)
             finally:
                 self._s.heartbeats.release(str(run.id), step.step_id)
             if outcome is not None:
                 return outcome
         return None
+
+    def _follow(self, item: WorkItem, run: ExecutionView) -> tuple[WorkItem, StepView | None]:
+        """The item's step, or the step its attempt went on to, and so on (a pipelined chain).
+
+        A chain runs under its first work item, which stays uncommitted until the chain ends: a
+        worker that gets the item again (its first worker died) follows the chain to the step
+        that was running and watches it or takes it over like any other.
+        """
+        step = _step(run, item.step_id)
+        while step is not None and step.status == "completed":
+            following = advanced_from(self._s, item)
+            if following is None:
+                break
+            item, step = following, _step(run, following.step_id)
+        return item, step
 
     # ------------------------------------------------------------------ decisions
 
@@ -119,24 +144,40 @@ class StepExecutor:
             return f"not started: {exc}"
         if result.replayed:
             return None  # this dispatch was started before: look at the run again
-        attempt = self._attempt(item, run, step.attempts + 1)
-        try:
-            summary = self._attempts.run(attempt)
-        except AttemptLostError as exc:
-            attempt.span.fail(str(exc))
-            summary = f"dropped: {exc}"
-        finally:
-            self._finish(attempt)
-        return summary
+        number = step.attempts + 1
+        first = self._attempt(item, _started(run, step.step_id, number, result.version), number)
+        first.version = result.version
+        summaries: list[str] = []
+        attempt: Attempt | None = first
+        while attempt is not None:  # the first step, then the steps it went on to
+            try:
+                summary = self._attempts.run(attempt)
+            except AttemptLostError as exc:
+                attempt.span.fail(str(exc))
+                summary = f"dropped: {exc}"
+            finally:
+                self._finish(attempt, flush=attempt.next is None)
+                # The first one's claim is released by process(); one that went on had its
+                # release deferred to the next claim (see StepPipeline.advance).
+                if attempt is not first and attempt.next is None:
+                    self._s.heartbeats.release(str(run.id), attempt.step.id)
+            summaries.append(summary if attempt is first else f"{attempt.step.id}: {summary}")
+            attempt = attempt.next
+        return "; then ".join(summaries)
 
     def _take_over(self, item: WorkItem, run: ExecutionView, step: StepView) -> str | None:
         executions = self._s.apps.executions
         lost = str(derived_id("omium.worker", run.id, step.step_id, step.attempts, "lost"))
         try:
             executions.fail_step(
-                run.tenant_id, run.id, step_id=step.step_id, error_type=WORKER_LOST,
+                run.tenant_id,
+                run.id,
+                step_id=step.step_id,
+                error_type=WORKER_LOST,
                 error=f"the worker running attempt {step.attempts} stopped heart-beating",
-                retryable=True, expected_version=run.version, idempotency_key=lost,
+                retryable=True,
+                expected_version=run.version,
+                idempotency_key=lost,
             )
             executions.schedule_step(
                 run.tenant_id, run.id, step_id=step.step_id, idempotency_key=f"{lost}:again"
@@ -146,29 +187,22 @@ class StepExecutor:
         except DomainError as exc:
             return f"no takeover: {exc}"
         self._s.telemetry.record_metric(
-            "worker.takeover", 1, unit="1", kind="counter", tenant_id=run.tenant_id,
-            execution_id=str(run.id), dimensions={"step": step.step_id},
+            "worker.takeover",
+            1,
+            unit="1",
+            kind="counter",
+            tenant_id=run.tenant_id,
+            execution_id=str(run.id),
+            dimensions={"step": step.step_id},
         )
         return f"took over attempt {step.attempts} of a lost worker; step scheduled again"
 
     # ------------------------------------------------------------------ attempts
 
     def _attempt(self, item: WorkItem, run: ExecutionView, number: int) -> Attempt:
-        definition = self._s.definitions.require(
-            item.tenant_id, item.workflow_id, item.workflow_version
-        )
-        step = definition.step(item.step_id)
-        agent = item.agent or step.agent
-        span = Span(
-            str(run.id), run.tenant_id, f"step {step.id}", "step", step_id=step.id,
-            agent=agent, model=item.model,
-            attributes={"attempt": str(number), "worker": self._s.worker_id,
-                        "dispatch": item.reason, "workflow": definition.name},
-        )
-        deadline = time.monotonic() + definition.timeout_for(step)
-        return Attempt(item, run, definition, step, number, span, deadline)
+        return new_attempt(self._s, item, run, number)
 
-    def _finish(self, attempt: Attempt) -> None:
+    def _finish(self, attempt: Attempt, *, flush: bool = True) -> None:
         attempt.cancel.set()  # an abandoned agent thread makes no further calls
         span = attempt.span
         span.end = datetime.now(UTC)
@@ -181,18 +215,41 @@ class StepExecutor:
         telemetry.record_span(span)
         duration_ms = (span.end - span.start).total_seconds() * 1000
         telemetry.record_metric(
-            "step.duration", duration_ms, unit="ms", kind="histogram",
-            tenant_id=span.tenant_id, execution_id=span.execution_id,
-            dimensions={"step": attempt.step.id, "status": span.status,
-                        "workflow": attempt.definition.name},
+            "step.duration",
+            duration_ms,
+            unit="ms",
+            kind="histogram",
+            tenant_id=span.tenant_id,
+            execution_id=span.execution_id,
+            dimensions={
+                "step": attempt.step.id,
+                "status": span.status,
+                "workflow": attempt.definition.name,
+            },
         )
-        telemetry.flush()
+        if flush:  # a chain flushes once, at its end (the producer sends in the background)
+            telemetry.flush()
 
     def _wait_until(self, when: datetime | None) -> None:
         if when is not None:
             delay = (when - datetime.now(UTC)).total_seconds()
             if delay > 0:
                 self._stop.wait(delay)
+
+
+def _started(run: ExecutionView, step_id: str, attempt: int, version: int) -> ExecutionView:
+    """The run as ``start_step`` left it (what the attempt decides its next step from)."""
+    return dataclasses.replace(
+        run,
+        state="running" if run.state == "pending" else run.state,
+        steps=tuple(
+            dataclasses.replace(s, status="running", attempts=attempt)
+            if s.step_id == step_id
+            else s
+            for s in run.steps
+        ),
+        version=version,
+    )
 
 
 def _step(run: ExecutionView, step_id: str) -> StepView | None:

@@ -7,26 +7,30 @@ import secrets
 import socket
 import threading
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from commands import CommandApplications
+from omium.commands import CommandApplications
+from omium.kernel.blobs import CheckpointBlobStore
+from omium.kernel.health import HealthBeacon
 from omium.kernel.kafka import ensure_topics
 from omium.kernel.serde import AvroSerde, SchemaCatalog
 from omium.kernel.settings import OmiumSettings
 from omium.sdk.providers import LLMProvider, providers_from_settings
-from omium.worker._blobs import CheckpointBlobStore
+from omium.streams.base import ProcessorConfig, StreamRuntime
+from omium.streams.policy import PolicyFeed
 from omium.worker._definitions import DefinitionCache
 from omium.worker._heartbeat import Heartbeats
 from omium.worker._orchestrator import Orchestrator
+from omium.worker._policy_gate import PolicyGate
 from omium.worker._services import WorkerServices
 from omium.worker._state import StateStore
 from omium.worker._telemetry import Telemetry
 from omium.worker._work import ORCHESTRATOR_APP, work_topic_spec
 from omium.worker._worker import ExecutionWorker
-from streams.base import ProcessorConfig, StreamRuntime
 
 
 def new_worker_id() -> str:
@@ -43,6 +47,7 @@ def build_services(
     worker_id: str | None = None,
     heartbeat_ttl_s: float = 5.0,
     inline_max_bytes: int | None = None,
+    pipeline: bool = True,
 ) -> WorkerServices:
     """Everything an execution worker needs, from settings.
 
@@ -54,6 +59,8 @@ def build_services(
         worker_id: This worker's id (default: host, pid and a random suffix).
         heartbeat_ttl_s: How long a claim lives without a heartbeat.
         inline_max_bytes: Largest checkpoint state kept inline (default: the blob store's).
+        pipeline: Whether the worker goes on to a run's next step itself when nobody else must
+            decide (one save, no round trip through the orchestrator).
     """
     serde = serde or AvroSerde(SchemaCatalog.from_directory(settings.schemas_dir))
     worker_id = worker_id or new_worker_id()
@@ -77,6 +84,8 @@ def build_services(
         prefix=settings.kafka.topic_prefix,
         worker_id=worker_id,
         default_model=settings.llm.default_model,
+        policies=PolicyGate(partial(PolicyFeed, settings.kafka, serde)),
+        pipeline=pipeline,
     )
 
 
@@ -88,17 +97,18 @@ def run_execution_worker(
     concurrency: int = 4,
     services: WorkerServices | None = None,
     ready: threading.Event | None = None,
+    health: HealthBeacon | None = None,
 ) -> dict[str, int]:
     """Run an execution worker until ``stop`` is set; return its counters."""
     services = services or build_services(settings, apps)
-    worker = ExecutionWorker(services, kafka=settings.kafka, concurrency=concurrency)
+    worker = ExecutionWorker(services, kafka=settings.kafka, concurrency=concurrency, health=health)
     if ready is not None:
         ready.set()
     try:
         worker.run(stop)
     finally:
         services.telemetry.close()
-    return dict(worker.stats)
+    return {**worker.stats, **{f"pipeline_{k}": v for k, v in worker.pipeline_stats.items()}}
 
 
 def orchestrator_runtime(
@@ -118,7 +128,7 @@ def orchestrator_runtime(
         serde: Decodes events (default: the shipped schemas).
         instance_id: Stable instance name (part of its transactional id).
         state_dir: Where its state tables' local copies live.
-        config: Other :class:`streams.base.ProcessorConfig` fields.
+        config: Other :class:`omium.streams.base.ProcessorConfig` fields.
     """
     serde = serde or AvroSerde(SchemaCatalog.from_directory(settings.schemas_dir))
     # Every step waits for the orchestrator twice (its completion, then its successor's

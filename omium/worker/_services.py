@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from commands import CommandApplications
+from omium.commands import CommandApplications
 from omium.kernel.errors import ConfigurationError
 from omium.sdk.providers import LLMProvider
 from omium.sdk.workflow import WorkflowDefinition
 from omium.worker._budget import RunBudget
 from omium.worker._definitions import DefinitionCache
 from omium.worker._heartbeat import Heartbeats
+from omium.worker._policy_gate import PolicyGate
 from omium.worker._state import StateStore
 from omium.worker._telemetry import Telemetry
 
@@ -35,6 +36,10 @@ class WorkerServices:
         consensus_poll_s: How often a consensus step checks its round for a decision.
         consensus_grace_s: How long after the deadline it waits for the consensus processor
             before deciding the round itself.
+        policies: The deny-mode policies a step's output must pass before the worker goes on
+            to the next step by itself (``None``: it never does; the orchestrator decides).
+        pipeline: Whether a worker goes on to a run's next step itself when nobody else must
+            decide (see :mod:`omium.worker._pipeline`); ``False``: always orchestrated.
     """
 
     apps: CommandApplications
@@ -49,6 +54,8 @@ class WorkerServices:
     default_model: str = "gpt-4o-mini"
     consensus_poll_s: float = 0.1
     consensus_grace_s: float = 3.0
+    policies: PolicyGate | None = None
+    pipeline: bool = True
 
     def provider(self, name: str) -> LLMProvider:
         """The provider an agent names.

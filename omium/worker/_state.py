@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from commands import ExecutionsApplication
-from commands.executions import CheckpointView, ExecutionView
-from omium.worker._blobs import CheckpointBlobStore, CheckpointRef
+from omium.commands import ExecutionsApplication
+from omium.commands.executions import CheckpointView, ExecutionView
+from omium.kernel.blobs import CheckpointBlobStore, CheckpointRef
 
 
 @dataclass
@@ -96,19 +96,38 @@ class StateStore:
         needs: Sequence[str],
         *,
         restore_checkpoint_id: str | None = None,
+        known: Mapping[str, RunState] | None = None,
     ) -> RunState:
-        """Where ``step_id`` starts from (see the module docstring for the order)."""
+        """Where ``step_id`` starts from (see the module docstring for the order).
+
+        Args:
+            run: The run as the event store has it.
+            step_id: The step about to start.
+            needs: The steps it needs.
+            restore_checkpoint_id: The checkpoint its work item names, if any.
+            known: States of checkpoints this worker has just written (checkpoint id ->
+                state), used instead of reading them back.
+        """
+        known = known or {}
+
+        def restore(checkpoint_id: str) -> RunState:
+            state = known.get(checkpoint_id)
+            if state is None:
+                return self.restore(run.tenant_id, run.id, checkpoint_id)
+            # As restored: a copy through its stored bytes (the agent may change it).
+            return RunState.from_bytes(state.to_bytes(), checkpoint_id=checkpoint_id)
+
         if restore_checkpoint_id is not None:
-            return self.restore(run.tenant_id, run.id, restore_checkpoint_id)
+            return restore(restore_checkpoint_id)
         own = latest(run.checkpoints, step_id, "before")
         if own is not None:
-            return self.restore(run.tenant_id, run.id, own.checkpoint_id)
+            return restore(own.checkpoint_id)
         state = RunState()
         outputs = {step.step_id: step.output for step in run.steps}
         for need in needs:
             after = latest(run.checkpoints, need, "after")
             if after is not None:
-                state.merge(self.restore(run.tenant_id, run.id, after.checkpoint_id))
+                state.merge(restore(after.checkpoint_id))
             else:
                 state.outputs[need] = outputs.get(need)
         # The run's record is the authority on outputs (a rollback may have changed them).

@@ -10,17 +10,23 @@ and the recovery processor's commands for it are the same (idempotent) commands.
 
 from __future__ import annotations
 
+import queue
 import secrets
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
 from omium.kernel.kafka import EventProducer
 from omium.kernel.serde import AvroSerde
 from omium.kernel.settings import KafkaSettings
-from streams.base import derived_id, output_event
+from omium.streams.base import derived_id, output_event
+
+log = structlog.get_logger(__name__)
 
 SOURCE = "omium.worker"
 """``detected_by`` of failures and the ``omium.source`` header of everything produced here."""
@@ -118,6 +124,18 @@ class FailureReport:
     details: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A span or metric waiting for the sender thread."""
+
+    event_type: str
+    event_id: uuid.UUID
+    tenant_id: str
+    execution_id: str
+    payload: Mapping[str, Any]
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
 class Telemetry:
     """Produces spans, metrics and failures with one idempotent producer.
 
@@ -135,6 +153,11 @@ class Telemetry:
         self._serde = serde
         self._owned = producer is None
         self._producer = producer or EventProducer(kafka, serde)
+        # Spans and metrics are encoded and handed to the producer by a thread of their own,
+        # off the step's path; flush() waits for it. Failures are produced by the caller.
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._sender: threading.Thread | None = None
+        self._sender_lock = threading.Lock()
 
     @property
     def producer(self) -> EventProducer:
@@ -142,9 +165,9 @@ class Telemetry:
         return self._producer
 
     def record_span(self, span: Span) -> None:
-        """Produce one ``SpanRecorded``."""
+        """Produce one ``SpanRecorded`` (in the background: :meth:`flush` waits for it)."""
         event_id = derived_id(SOURCE, "span", span.execution_id, span.span_id)
-        self._send("SpanRecorded", event_id, span.tenant_id, span.execution_id, span.payload())
+        self._later("SpanRecorded", event_id, span.tenant_id, span.execution_id, span.payload())
 
     def record_metric(
         self,
@@ -157,7 +180,7 @@ class Telemetry:
         execution_id: str,
         dimensions: Mapping[str, str],
     ) -> None:
-        """Produce one ``MetricRecorded`` measurement."""
+        """Produce one ``MetricRecorded`` measurement (in the background, like spans)."""
         payload = {
             "name": name,
             "value": float(value),
@@ -166,7 +189,7 @@ class Telemetry:
             "execution_id": execution_id,
             "dimensions": {k: str(v) for k, v in dimensions.items()},
         }
-        self._send("MetricRecorded", uuid.uuid4(), tenant_id, execution_id, payload)
+        self._later("MetricRecorded", uuid.uuid4(), tenant_id, execution_id, payload)
 
     def report_failure(
         self, *, tenant_id: str, execution_id: str, step_id: str, report: FailureReport
@@ -195,14 +218,61 @@ class Telemetry:
         Raises:
             DeliveryError: Something was not acknowledged.
         """
+        self._queue.join()
         self._producer.flush(timeout_s)
 
     def close(self) -> None:
         """Flush, and release the producer if this object created it."""
+        self._queue.join()
+        with self._sender_lock:
+            if self._sender is not None:
+                self._queue.put(None)
+                self._sender.join(30)
+                self._sender = None
         if self._owned:
             self._producer.close()
         else:
             self._producer.flush()
+
+    def _later(
+        self,
+        event_type: str,
+        event_id: uuid.UUID,
+        tenant_id: str,
+        execution_id: str,
+        payload: Mapping[str, Any],
+    ) -> None:
+        with self._sender_lock:
+            if self._sender is None:
+                self._sender = threading.Thread(
+                    target=self._send_queued, name="telemetry", daemon=True
+                )
+                self._sender.start()
+        pending = _Pending(event_type, event_id, tenant_id, execution_id, payload)
+        self._queue.put(pending)
+
+    def _send_queued(self) -> None:
+        while True:
+            pending = self._queue.get()
+            try:
+                if pending is None:
+                    return
+                self._send(
+                    pending.event_type,
+                    pending.event_id,
+                    pending.tenant_id,
+                    pending.execution_id,
+                    pending.payload,
+                    occurred_at=pending.occurred_at,
+                )
+            except Exception:  # telemetry is best effort; never stop sending the rest
+                log.warning(
+                    "telemetry.not_produced",
+                    event_type=pending and pending.event_type,
+                    exc_info=True,
+                )
+            finally:
+                self._queue.task_done()
 
     def _send(
         self,
@@ -211,13 +281,15 @@ class Telemetry:
         tenant_id: str,
         execution_id: str,
         payload: Mapping[str, Any],
+        *,
+        occurred_at: datetime | None = None,
     ) -> None:
         event = output_event(
             event_type,
             event_id=event_id,
             tenant_id=tenant_id,
             payload=payload,
-            occurred_at=datetime.now(UTC),
+            occurred_at=occurred_at or datetime.now(UTC),
             correlation_id=execution_id,
             catalog=self._serde.catalog,
         )

@@ -8,6 +8,13 @@ here makes them testable without Kafka or a database.
 The step statuses mirror the ``Execution`` aggregate: the tracker applies the same transitions,
 including rollbacks, which restore the statuses recorded with the checkpoint (a step that was
 running at the checkpoint is scheduled again).
+
+A worker that completes a step may go on to the next one itself, in the same save (see
+:mod:`omium.worker._pipeline`): the run's ``StepScheduled`` and ``StepStarted`` of that step then
+follow its predecessor's ``StepCompleted`` without the orchestrator asking. The orchestrator
+learns it when its own ``schedule_new_step`` for the step is refused because the step is already
+there, and marks the step :data:`PIPELINED` (:func:`pipelined`): its ``StepScheduled`` then
+dispatches nothing, since the worker that scheduled it is already running it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 from omium.sdk.workflow import ready_steps
 
 REQUESTED = "requested"  # asked for with schedule_step; not yet seen as StepScheduled
+PIPELINED = "pipelined"  # the worker that completed the step before went on to it itself
 SCHEDULED = "scheduled"
 RUNNING = "running"
 COMPLETED = "completed"
@@ -53,6 +61,25 @@ class Dispatch:
 
 
 @dataclass(frozen=True)
+class RequestApproval:
+    """A step that requires a human approval became due: ask for it before it runs.
+
+    Times are ISO-8601 text: ``at`` is when the step was scheduled (the request's "now"), and
+    ``deadline`` that plus the approval's ``timeout_s``, so a replayed event asks the same.
+    """
+
+    step_id: str
+    at: str
+    deadline: str
+    default_action: str
+    approvers: tuple[str, ...] = ()
+    approver_role: str | None = None
+    prompt: str | None = None
+    escalation: Mapping[str, Any] | None = None
+    """With ``default_action`` ``escalate``: who decides next (the write side's shape)."""
+
+
+@dataclass(frozen=True)
 class CompleteRun:
     """Every step completed: complete the run with the outputs of its final steps."""
 
@@ -67,7 +94,7 @@ class FailRun:
     error_type: str
 
 
-Action = Schedule | Dispatch | CompleteRun | FailRun
+Action = Schedule | Dispatch | RequestApproval | CompleteRun | FailRun
 
 
 def new_run(
@@ -77,6 +104,7 @@ def new_run(
     workflow_version: int,
     needs: Mapping[str, Sequence[str]],
     agents: Mapping[str, str | None],
+    approvals: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The state of a run that just started.
 
@@ -86,6 +114,7 @@ def new_run(
         workflow_version: The definition version.
         needs: Step id -> steps it needs (the resolved graph).
         agents: Step id -> the agent that runs it (``None`` for consensus steps).
+        approvals: Step id -> its ``approval`` settings, for the steps that require one.
     """
     return {
         "tenant": tenant_id,
@@ -100,12 +129,65 @@ def new_run(
         "outputs": {},
         "plans": {},
         "ended": False,
+        "approvals": {step: dict(spec) for step, spec in (approvals or {}).items()},
+        "approved": [],
     }
 
 
 def start(state: dict[str, Any]) -> list[Action]:
     """The actions that start a run: schedule every step that needs nothing."""
     return _schedule_ready(state)
+
+
+def forked(
+    state: dict[str, Any], fork: Mapping[str, Any], *, at: datetime | None = None
+) -> list[Action]:
+    """The actions that start a fork: it goes on from its parent's checkpoint.
+
+    ``fork`` is the ``ExecutionStarted`` payload's ``fork`` record: the steps as the fork has
+    them (completed ones stay completed, the others are scheduled and run again), and its first
+    checkpoint, which holds the state they start from. A scheduled step is dispatched at once
+    (the write side has it scheduled already, as after a rollback), from that checkpoint when it
+    is the step's *before* checkpoint; then whatever became ready is scheduled, or the run is
+    completed when nothing is left to do.
+    """
+    restart = fork.get("start_checkpoint_id")
+    resume_here = fork.get("checkpoint_position") == "before"
+    final = _final_steps(state)
+    actions: list[Action] = []
+    for step in fork.get("steps") or []:
+        step_id = step["step_id"]
+        if step["status"] == COMPLETED:
+            state["steps"][step_id] = COMPLETED
+            if step_id in final:
+                state["outputs"][step_id] = _parse_output(step.get("output_json"))
+            continue
+        state["steps"][step_id] = SCHEDULED
+        gate = None if at is None else _gate(state, step_id, at)
+        if gate is not None:
+            actions.append(gate)  # a fork asks again: approvals are not carried over
+            continue
+        here = resume_here and fork.get("checkpoint_step_id") == step_id
+        actions.append(
+            Dispatch(
+                step_id,
+                "fork",
+                agent=state["agents"].get(step_id, step.get("agent")),
+                restore_checkpoint_id=restart if here else None,
+            )
+        )
+    return actions + _advance(state)
+
+
+def pipelined(state: dict[str, Any], step_id: str) -> None:
+    """The orchestrator found ``step_id`` already scheduled by the worker of its predecessor.
+
+    Called when the orchestrator's ``schedule_new_step`` for a step it asked for is refused
+    because the run has the step: its ``StepScheduled`` (next in the run's events) is then not
+    dispatched. Deterministic on replay: the refusal depends on the event store, not on timing.
+    """
+    if state["steps"].get(step_id) == REQUESTED:
+        state["steps"][step_id] = PIPELINED
 
 
 def apply(state: dict[str, Any], event: Mapping[str, Any]) -> list[Action]:
@@ -130,8 +212,15 @@ def _scheduled(
     state: dict[str, Any], p: Mapping[str, Any], event: Mapping[str, Any]
 ) -> list[Action]:
     step = p["step_id"]
+    claimed = state["steps"].get(step) == PIPELINED
     state["steps"][step] = SCHEDULED
     plan = state["plans"].pop(step, {})
+    if claimed:
+        return []  # its worker scheduled and started it in one save: nothing to hand out
+    occurred = event.get("occurred_at")
+    gate = _gate(state, step, occurred) if isinstance(occurred, datetime) else None
+    if gate is not None:
+        return [gate]  # dispatched once granted (HumanApprovalGranted)
     return [
         Dispatch(
             step,
@@ -143,16 +232,12 @@ def _scheduled(
     ]
 
 
-def _started(
-    state: dict[str, Any], p: Mapping[str, Any], event: Mapping[str, Any]
-) -> list[Action]:
+def _started(state: dict[str, Any], p: Mapping[str, Any], event: Mapping[str, Any]) -> list[Action]:
     state["steps"][p["step_id"]] = RUNNING
     return []
 
 
-def _failed(
-    state: dict[str, Any], p: Mapping[str, Any], event: Mapping[str, Any]
-) -> list[Action]:
+def _failed(state: dict[str, Any], p: Mapping[str, Any], event: Mapping[str, Any]) -> list[Action]:
     # What happens next is the recovery processor's decision (retry, rollback, escalate ...).
     state["steps"][p["step_id"]] = FAILED
     return []
@@ -171,8 +256,13 @@ def _completed(
 def _checkpoint(
     state: dict[str, Any], p: Mapping[str, Any], event: Mapping[str, Any]
 ) -> list[Action]:
-    # The aggregate's snapshot holds the steps it knows: requested ones are not among them.
-    known = {step: status for step, status in state["steps"].items() if status != REQUESTED}
+    # The aggregate's snapshot holds the steps it knows: requested ones are not among them,
+    # nor pipelined ones (their StepScheduled comes after this checkpoint).
+    known = {
+        step: status
+        for step, status in state["steps"].items()
+        if status not in (REQUESTED, PIPELINED)
+    }
     state["snapshots"][p["checkpoint_id"]] = {
         "steps": known,
         "step": p["step_id"],
@@ -210,6 +300,9 @@ def _approval_granted(
     state: dict[str, Any], p: Mapping[str, Any], event: Mapping[str, Any]
 ) -> list[Action]:
     step = p["step_id"]
+    approved = state.setdefault("approved", [])
+    if step not in approved:
+        approved.append(step)  # a retry of the step does not ask again
     if state["steps"].get(step) != SCHEDULED:
         return []
     return [Dispatch(step, "approval_granted", agent=state["agents"].get(step))]
@@ -278,6 +371,36 @@ def _schedule_ready(state: dict[str, Any]) -> list[Action]:
     for step in ready:
         steps[step] = REQUESTED  # so that the next event does not ask for it again
     return [Schedule(step, state["agents"].get(step)) for step in ready]
+
+
+def _gate(state: dict[str, Any], step: str, at: datetime) -> RequestApproval | None:
+    """The approval a scheduled step must get before it runs, if it requires one still."""
+    spec = (state.get("approvals") or {}).get(step)
+    if spec is None or step in state.get("approved", []):
+        return None
+    deadline = at + timedelta(seconds=float(spec.get("timeout_s") or 3600.0))
+    return RequestApproval(
+        step,
+        at=at.isoformat(),
+        deadline=deadline.isoformat(),
+        default_action=str(spec.get("on_timeout") or "reject"),
+        approvers=tuple(spec.get("approvers") or ()),
+        approver_role=spec.get("approver_role"),
+        prompt=spec.get("prompt"),
+        escalation=_escalation(spec.get("escalation")),
+    )
+
+
+def _escalation(spec: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A definition's ``approval.escalation`` in the shape the write side takes."""
+    if not spec:
+        return None
+    return {
+        "approvers": list(spec.get("approvers") or []),
+        "approver_role": spec.get("approver_role"),
+        "timeout_s": float(spec.get("timeout_s") or 3600.0),
+        "default_action": str(spec.get("on_timeout") or "reject"),
+    }
 
 
 def _final_steps(state: Mapping[str, Any]) -> set[str]:

@@ -61,11 +61,13 @@ class WorkItem:
         workflow_id: The workflow being run.
         workflow_version: Its definition version.
         step_id: The step to run.
-        reason: ``scheduled``, ``rollback`` or ``approval_granted``.
+        reason: ``scheduled``, ``rollback``, ``fork`` or ``approval_granted``.
         agent: Agent to run instead of the definition's (a recovery fallback), if any.
         model: Model to use instead of the agent's (a recovery fallback), if any.
         restore_checkpoint_id: Checkpoint whose state the step starts from (after a rollback).
         not_before: Earliest start (ISO 8601), when recovery asked for a backoff.
+        pipeline: Whether the worker may go on to the next step itself; false while the
+            tenant or the workflow has a step concurrency limit (every step waits in line).
     """
 
     dispatch_id: str
@@ -79,6 +81,7 @@ class WorkItem:
     model: str | None = None
     restore_checkpoint_id: str | None = None
     not_before: str | None = None
+    pipeline: bool = True
 
     def to_record(self) -> dict[str, Any]:
         """The JSON-compatible record produced to the work topic."""

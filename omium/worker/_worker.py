@@ -13,22 +13,24 @@ takes the orphaned steps over, see :mod:`omium.worker._executor`).
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from omium.kernel.errors import PersistenceError
+from omium.kernel.health import HealthBeacon, consumer_lag
 from omium.kernel.kafka import DeadLetter, consumer_config, ensure_topics, topic_name
 from omium.kernel.settings import KafkaSettings
 from omium.worker._executor import StepExecutor
 from omium.worker._services import WorkerServices
 from omium.worker._work import WorkItem, work_topic, work_topic_spec, worker_group
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 RETRY_DELAY_S = 1.0
 
@@ -86,6 +88,7 @@ class ExecutionWorker:
         session_timeout_ms: How long the group waits for a silent worker before its
             partitions (and its steps, once their claims expire) go to the others.
         poll_timeout_s: Longest wait for new items in one poll.
+        health: Where this worker's heartbeat goes, written from its poll loop.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class ExecutionWorker:
         concurrency: int = 4,
         session_timeout_ms: int = 6000,
         poll_timeout_s: float = 0.2,
+        health: HealthBeacon | None = None,
     ) -> None:
         """Prepare; :meth:`run` joins the group."""
         if concurrency < 1:
@@ -111,17 +115,26 @@ class ExecutionWorker:
         self._consumer: Consumer | None = None
         self.owned: set[int] = set()
         self.stats = {"items": 0, "done": 0, "retried": 0, "dead_lettered": 0}
+        self.pipeline_stats = (
+            self._executor.pipeline.stats if self._executor.pipeline is not None else {}
+        )
         self.on_outcome: Callable[[WorkItem, str], None] | None = None
+        self.health = health
+        self._last_batch_at: datetime | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Process items until ``stop`` is set, then let running steps finish and leave."""
         ensure_topics(self._kafka, specs=[work_topic_spec(self._kafka)])
         self._consumer = Consumer(self._consumer_config())
         self._consumer.subscribe(
-            [work_topic(self._kafka)], on_assign=self._on_assign, on_revoke=self._on_revoke,
+            [work_topic(self._kafka)],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
         self._s.heartbeats.start()
+        if self._s.pipeline and self._s.policies is not None:
+            self._s.policies.start()  # before the first step: no output is judged unread
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="step")
         try:
             while not stop.is_set():
@@ -130,8 +143,12 @@ class ExecutionWorker:
             self._stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
             self._commit()
+            if self.health is not None:
+                self.health.beat(**self._health_report(), stopped=True)
             self._consumer.close()
             self._s.heartbeats.stop()
+            if self._s.policies is not None:
+                self._s.policies.close()
 
     # ------------------------------------------------------------------ the loop
 
@@ -149,14 +166,31 @@ class ExecutionWorker:
         if first is not None:
             for message in [first, *consumer.consume(max(free - 1, 1), 0)]:
                 self._take(message, pool)
+            self._last_batch_at = datetime.now(UTC)
         self._commit()
+        if self.health is not None:
+            self.health.maybe_beat(self._health_report)
+
+    def _health_report(self) -> dict[str, Any]:
+        lag, _ = consumer_lag(self._consumer) if self._consumer is not None else (None, ())
+        return {
+            "lag": lag,
+            "last_batch_at": self._last_batch_at,
+            "events": self.stats["items"],
+            "partitions": sorted(self.owned),
+            "details": {
+                **{k: v for k, v in self.stats.items() if k != "items"},
+                "in_hand": self._offsets.in_hand(),
+                "concurrency": self.concurrency,
+            },
+        }
 
     def _take(self, message: Message, pool: ThreadPoolExecutor) -> None:
         error = message.error()
         if error is not None:
             if error.fatal():
                 raise PersistenceError(f"fatal consumer error: {error}")
-            log.warning("consumer error: %s", error)
+            log.warning("worker.consumer_error", error=str(error))
             return
         tp = (message.topic() or "", message.partition() or 0)
         offset = message.offset() or 0
@@ -177,12 +211,17 @@ class ExecutionWorker:
                 outcome = self._executor.process(item)
             except PersistenceError as exc:
                 self.stats["retried"] += 1
-                log.warning("store unavailable for %s/%s, retrying: %s",
-                            item.execution_id, item.step_id, exc)
+                log.warning(
+                    "worker.store_unavailable",
+                    execution_id=item.execution_id,
+                    step_id=item.step_id,
+                    error=str(exc),
+                    retry_in_s=RETRY_DELAY_S,
+                )
                 self._stop.wait(RETRY_DELAY_S)
                 continue
             except Exception as exc:  # a bug or a bad item: keep it in the DLQ, move on
-                log.exception("work item %s failed", item.dispatch_id)
+                log.exception("worker.item_failed", dispatch_id=item.dispatch_id)
                 self._dead_letter(message, exc)
                 outcome = f"dead-lettered: {exc}"
             if outcome is None:
@@ -193,7 +232,13 @@ class ExecutionWorker:
 
     def _report(self, item: WorkItem, outcome: str) -> None:
         self.stats["done"] += 1
-        log.info("%s/%s (%s): %s", item.execution_id, item.step_id, item.reason, outcome)
+        log.info(
+            "worker.item_done",
+            execution_id=item.execution_id,
+            step_id=item.step_id,
+            reason=item.reason,
+            outcome=outcome,
+        )
         if self.on_outcome is not None:
             self.on_outcome(item, outcome)
 
@@ -205,12 +250,12 @@ class ExecutionWorker:
             try:
                 self._consumer.commit(offsets=offsets, asynchronous=False)
             except Exception as exc:  # a commit lost to a rebalance is redelivered, not lost
-                log.info("commit skipped: %s", exc)
+                log.info("worker.commit_skipped", error=str(exc))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Cooperative rebalancing hands out increments: keep the whole picture for the log.
         self.owned |= {tp.partition for tp in partitions}
-        log.info("owns partitions %s", sorted(self.owned))
+        log.info("worker.partitions_owned", partitions=sorted(self.owned))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Items of these partitions that are still running finish and record their outcome;
@@ -218,7 +263,7 @@ class ExecutionWorker:
         self._commit()
         self._offsets.forget([(tp.topic, tp.partition) for tp in partitions])
         self.owned -= {tp.partition for tp in partitions}
-        log.info("owns partitions %s", sorted(self.owned))
+        log.info("worker.partitions_owned", partitions=sorted(self.owned))
 
     def _dead_letter(self, message: Message, exc: BaseException) -> None:
         self.stats["dead_lettered"] += 1
@@ -234,8 +279,12 @@ class ExecutionWorker:
             original_headers=[(k, v or b"") for k, v in _header_pairs(message)],
         )
         producer = self._s.telemetry.producer
-        producer.send(topic_name(self._kafka, "dlq"), key=_text(letter.key),
-                      value=letter.value or b"", headers=letter.headers())
+        producer.send(
+            topic_name(self._kafka, "dlq"),
+            key=_text(letter.key),
+            value=letter.value or b"",
+            headers=letter.headers(),
+        )
         producer.flush()
 
     def _consumer_config(self) -> dict[str, Any]:
@@ -264,4 +313,3 @@ def _header_pairs(message: Message) -> list[tuple[str, bytes | None]]:
 
 def _text(key: bytes | None) -> str | None:
     return None if key is None else key.decode(errors="replace")
-

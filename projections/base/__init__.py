@@ -1,16 +1,17 @@
 """What every projection shares: the apply/flush contract, the event source and the runner."""
 
-from projections.base._projection import (
+from omium.projections.base._projection import (
     BatchingProjection,
     Expected,
     FlushResult,
     Offsets,
     Projection,
+    Reject,
     event_summary,
 )
-from projections.base._runner import BatchStats, ProjectionRunner
-from projections.base._source import EventSource
-from projections.base.errors import (
+from omium.projections.base._runner import BatchStats, ProjectionRunner
+from omium.projections.base._source import EventSource
+from omium.projections.base.errors import (
     OffsetsMovedError,
     ProjectionError,
     ProjectionStoreError,
@@ -26,6 +27,7 @@ __all__ = [
     "FlushResult",
     "Offsets",
     "Projection",
+    "Reject",
     "event_summary",
     # running
     "BatchStats",

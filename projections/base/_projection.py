@@ -10,12 +10,12 @@ committed offsets and on idempotent writes. Either way a redelivered event chang
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from omium.kernel.kafka import Area, ConsumedEvent
-from projections.base.errors import TopicPartition
+from omium.projections.base.errors import TopicPartition
 
 Op = TypeVar("Op")
 
@@ -24,6 +24,9 @@ Offsets = Mapping[TopicPartition, int]
 
 Expected = Mapping[TopicPartition, int | None]
 """Offsets a writer believes the store holds (``None``: none stored yet)."""
+
+Reject = Callable[[Sequence[tuple[ConsumedEvent, str]]], None]
+"""Takes events a store refused for good, with reasons; they are durable when it returns."""
 
 
 @dataclass(frozen=True)
@@ -67,13 +70,19 @@ class Projection(ABC):
         """
 
     @abstractmethod
-    def flush(self, offsets: Offsets, *, expected: Expected) -> FlushResult:
+    def flush(
+        self, offsets: Offsets, *, expected: Expected, reject: Reject | None = None
+    ) -> FlushResult:
         """Write the batch durably; with ``keeps_offsets``, store ``offsets`` in the same unit.
 
         Args:
             offsets: Where each partition of the batch resumes after it.
             expected: The stored offsets this writer believes are there before the batch
                 (``None``: none stored yet). Ignored by stores that keep no offsets.
+            reject: Where a store with transactions hands events it refuses for good before
+                it commits the others with the offsets (they are durable when it returns);
+                without it, or in stores without transactions, they come back in
+                ``FlushResult.rejected``.
 
         Raises:
             OffsetsMovedError: The stored offsets differ from ``expected``; nothing was written.
@@ -122,7 +131,9 @@ class BatchingProjection(Projection, Generic[Op]):
         """Map the event now; it is written at the next ``flush``."""
         self._batch.append((consumed, self.prepare(consumed)))
 
-    def flush(self, offsets: Offsets, *, expected: Expected) -> FlushResult:
+    def flush(
+        self, offsets: Offsets, *, expected: Expected, reject: Reject | None = None
+    ) -> FlushResult:
         """Write the batch (even an empty one, so offsets of skipped messages move on)."""
         batch, self._batch = self._batch, []
         if not batch and not (offsets and self.keeps_offsets):

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 
 from omium.kernel.errors import PersistenceError
-from projections.base._projection import Projection
-from projections.base._source import EventSource
-from projections.base.errors import OffsetsMovedError, StoreRejectedError
+from omium.kernel.kafka import ConsumedEvent
+from omium.projections.base._projection import Projection
+from omium.projections.base._source import EventSource
+from omium.projections.base.errors import OffsetsMovedError, StoreRejectedError
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +57,7 @@ class ProjectionRunner:
         self._max_batch = max_batch
         self._poll_timeout_s = poll_timeout_s
         self._max_backoff_s = max_backoff_s
+        self._rewind_owed = False
         self.events_total = 0
 
     @property
@@ -75,6 +77,10 @@ class ProjectionRunner:
             PersistenceError: The store or Kafka failed; the batch was dropped and the source
                 rewound, so the next turn reads it again.
         """
+        if self._rewind_owed:
+            # The last abandoned batch could not be rewound (the store was down): reading on
+            # would skip it, since the store's offsets still match what the source expects.
+            self._rewind()
         events = self._source.poll(max_messages=self._max_batch, timeout_s=self._poll_timeout_s)
         dead = 0
         for consumed in events:
@@ -89,12 +95,25 @@ class ProjectionRunner:
         offsets = self._source.batch_offsets()
         if not offsets:
             return BatchStats(polled=0)
+        refused: list[object] = []
+
+        def reject(events: Sequence[tuple[ConsumedEvent, str]]) -> None:
+            for consumed, reason in events:
+                self._source.dead_letter(consumed, StoreRejectedError(reason))
+            self._source.flush_dead_letters()
+            refused.extend(events)
+
         try:
             self._source.flush_dead_letters()
-            result = self._projection.flush(offsets, expected=self._source.expected(offsets))
+            result = self._projection.flush(
+                offsets, expected=self._source.expected(offsets), reject=reject
+            )
         except OffsetsMovedError as moved:
-            log.warning("projection.offsets_moved", projection=self._projection.name,
-                        stored={f"{t}[{p}]": o for (t, p), o in moved.stored.items()})
+            log.warning(
+                "projection.offsets_moved",
+                projection=self._projection.name,
+                stored={f"{t}[{p}]": o for (t, p), o in moved.stored.items()},
+            )
             self._projection.discard()
             self._source.rewind(moved.stored)
             return BatchStats(polled=len(events), rewound=True)
@@ -107,6 +126,7 @@ class ProjectionRunner:
                 self._source.dead_letter(consumed, StoreRejectedError(reason))
             self._source.flush_dead_letters()
             dead += len(result.rejected)
+        dead += len(refused)
         self._source.mark_flushed(offsets)
         # With offsets in the store the group commit is only for lag monitoring: no need to wait.
         self._source.commit(offsets, asynchronous=self._projection.keeps_offsets)
@@ -133,8 +153,12 @@ class ProjectionRunner:
                 stats = self.run_once()
                 backoff = 0.1
             except PersistenceError as exc:
-                log.warning("projection.store_unavailable", projection=self._projection.name,
-                            error=str(exc), retry_in_s=backoff)
+                log.warning(
+                    "projection.store_unavailable",
+                    projection=self._projection.name,
+                    error=str(exc),
+                    retry_in_s=backoff,
+                )
                 time.sleep(backoff)
                 backoff = min(self._max_backoff_s, backoff * 2)
                 continue
@@ -154,10 +178,17 @@ class ProjectionRunner:
         """Drop the batch and read it again from where the store (or the group) says."""
         self._projection.discard()
         try:
-            if self._projection.keeps_offsets:
-                self._source.rewind(self._projection.stored_offsets())
-            else:
-                self._source.rewind_to_committed()
+            self._rewind()
         except PersistenceError as exc:
-            log.warning("projection.rewind_failed", projection=self._projection.name,
-                        error=str(exc))
+            log.warning(
+                "projection.rewind_failed", projection=self._projection.name, error=str(exc)
+            )
+
+    def _rewind(self) -> None:
+        """Seek back to the stored (or committed) offsets; owed until it succeeds."""
+        self._rewind_owed = True
+        if self._projection.keeps_offsets:
+            self._source.rewind(self._projection.stored_offsets())
+        else:
+            self._source.rewind_to_committed()
+        self._rewind_owed = False

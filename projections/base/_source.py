@@ -24,9 +24,10 @@ from omium.kernel.kafka import (
     EventCodec,
     EventProducer,
     consumer_config,
+    poll_batch,
 )
 from omium.kernel.settings import KafkaSettings
-from projections.base.errors import TopicPartition as TP
+from omium.projections.base.errors import TopicPartition as TP
 
 StoredOffsets = Callable[[], Mapping[TP, int]]
 
@@ -96,17 +97,24 @@ class EventSource:
         *,
         topics: Iterable[str],
         since: datetime | None = None,
+        partitions: Iterable[TP] | None = None,
         timeout_s: float = 15.0,
         **overrides: Any,
     ) -> EventSource:
-        """Every partition of ``topics`` from the beginning (or from ``since``), without a group.
+        """Every partition of ``topics`` (or only ``partitions`` of them) from the beginning
+        (or from ``since``), without a group.
 
         The end offsets (high watermarks) are taken now; ``caught_up`` says when they are reached.
         """
         group = f"{kafka.topic_prefix}.replay.{uuid.uuid4().hex[:8]}"
         source = cls(kafka, codec, group_id=group, **overrides)
-        partitions = source._partitions(topics, timeout_s)
-        starts = source._start_offsets(partitions, since, timeout_s)
+        wanted = None if partitions is None else set(partitions)
+        chosen = [
+            tp
+            for tp in source._partitions(topics, timeout_s)
+            if wanted is None or (tp.topic, tp.partition) in wanted
+        ]
+        starts = source._start_offsets(chosen, since, timeout_s)
         source._start = {(tp.topic, tp.partition): tp.offset for tp in starts}
         source._consumer.assign(starts)
         source.refresh_end_offsets(timeout_s=timeout_s)
@@ -122,7 +130,7 @@ class EventSource:
     def poll(self, *, max_messages: int = 500, timeout_s: float = 1.0) -> list[ConsumedEvent]:
         """Fetch up to ``max_messages``; decoded events are returned, bad ones dead-lettered."""
         try:
-            messages = self._consumer.consume(max_messages, timeout_s)
+            messages = poll_batch(self._consumer, max_messages, timeout_s)
         except KafkaException as exc:
             raise PersistenceError(f"consume failed for group {self._group_id}: {exc}") from exc
         events = []
@@ -360,5 +368,4 @@ def _where(message: Message) -> tuple[str, int, int]:
 
 def _headers(message: Message) -> tuple[tuple[str, bytes], ...]:
     found: Any = message.headers() or ()
-    return tuple((str(k), v if isinstance(v, bytes) else str(v or "").encode())
-                 for k, v in found)
+    return tuple((str(k), v if isinstance(v, bytes) else str(v or "").encode()) for k, v in found)

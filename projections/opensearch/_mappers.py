@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from projections.postgres._sql import jsonable
+from omium.projections.postgres._sql import jsonable
 
 Event = Mapping[str, Any]
 
@@ -39,16 +39,27 @@ def span_recorded(e: Event) -> list[DocWrite]:
     key = f"{e['tenant_id']}:{p['trace_id']}:{p['span_id']}"
     start, end = p["start_time"], p["end_time"]
     doc = {
-        "tenant_id": e["tenant_id"], "doc_key": key, "event_id": str(e["event_id"]),
-        "trace_id": p["trace_id"], "span_id": p["span_id"],
-        "parent_span_id": p.get("parent_span_id"), "execution_id": _str(p.get("execution_id")),
-        "step_id": p.get("step_id"), "name": p["name"], "kind": p["kind"],
-        "start_time": _iso(start), "end_time": _iso(end),
-        "duration_ms": (end - start).total_seconds() * 1000, "status": p["status"],
+        "tenant_id": e["tenant_id"],
+        "doc_key": key,
+        "event_id": str(e["event_id"]),
+        "trace_id": p["trace_id"],
+        "span_id": p["span_id"],
+        "parent_span_id": p.get("parent_span_id"),
+        "execution_id": _str(p.get("execution_id")),
+        "step_id": p.get("step_id"),
+        "name": p["name"],
+        "kind": p["kind"],
+        "start_time": _iso(start),
+        "end_time": _iso(end),
+        "duration_ms": (end - start).total_seconds() * 1000,
+        "status": p["status"],
         "status_message": p.get("status_message"),
         "attributes": {str(k): str(v) for k, v in (p.get("attributes") or {}).items()},
-        "agent": p.get("agent"), "model": p.get("model"), "tokens_in": p.get("tokens_in") or 0,
-        "tokens_out": p.get("tokens_out") or 0, "cost_usd": p.get("cost_usd") or 0.0,
+        "agent": p.get("agent"),
+        "model": p.get("model"),
+        "tokens_in": p.get("tokens_in") or 0,
+        "tokens_out": p.get("tokens_out") or 0,
+        "cost_usd": p.get("cost_usd") or 0.0,
         "cache_hit": p.get("cache_hit"),
     }
     return [DocWrite("spans", key, doc)]
@@ -59,11 +70,19 @@ def failure_detected(e: Event) -> list[DocWrite]:
     p = e["payload"]
     key = f"{e['tenant_id']}:{p['failure_id']}"
     doc = {
-        "tenant_id": e["tenant_id"], "doc_key": key, "event_id": str(e["event_id"]),
-        "failure_id": str(p["failure_id"]), "execution_id": _str(p.get("execution_id")),
-        "step_id": p.get("step_id"), "attempt": p.get("attempt"), "kind": p["kind"],
-        "message": p["message"], "signature": p["signature"], "agent": p.get("agent"),
-        "model": p.get("model"), "detected_by": p.get("detected_by"),
+        "tenant_id": e["tenant_id"],
+        "doc_key": key,
+        "event_id": str(e["event_id"]),
+        "failure_id": str(p["failure_id"]),
+        "execution_id": _str(p.get("execution_id")),
+        "step_id": p.get("step_id"),
+        "attempt": p.get("attempt"),
+        "kind": p["kind"],
+        "message": p["message"],
+        "signature": p["signature"],
+        "agent": p.get("agent"),
+        "model": p.get("model"),
+        "detected_by": p.get("detected_by"),
         "details": {str(k): str(v) for k, v in (p.get("details") or {}).items()},
         "detected_at": _iso(e["occurred_at"]),
     }
@@ -75,9 +94,14 @@ def recovery_planned(e: Event) -> list[DocWrite]:
     p = e["payload"]
     key = f"{e['tenant_id']}:{p['failure_id']}"
     doc = {
-        "tenant_id": e["tenant_id"], "doc_key": key, "failure_id": str(p["failure_id"]),
-        "execution_id": _str(p.get("execution_id")), "plan_id": str(p["plan_id"]),
-        "plan": p["plan"], "plan_reason": p.get("reason"), "planned_at": _iso(e["occurred_at"]),
+        "tenant_id": e["tenant_id"],
+        "doc_key": key,
+        "failure_id": str(p["failure_id"]),
+        "execution_id": _str(p.get("execution_id")),
+        "plan_id": str(p["plan_id"]),
+        "plan": p["plan"],
+        "plan_reason": p.get("reason"),
+        "planned_at": _iso(e["occurred_at"]),
         "similar_failure_count": p.get("similar_failure_count"),
     }
     return [DocWrite("failures", key, doc, merge=True)]
@@ -88,12 +112,20 @@ def command_recorded(e: Event) -> list[DocWrite]:
     p = e["payload"]
     key = f"{e['tenant_id']}:{e['event_id']}"
     doc = {
-        "tenant_id": e["tenant_id"], "doc_key": key, "event_id": str(e["event_id"]),
-        "occurred_at": _iso(e["occurred_at"]), "actor": p["actor"],
-        "actor_kind": p["actor_kind"], "roles": list(p.get("roles") or []),
-        "command": p["command"], "target": p.get("target"), "result": p["result"],
-        "reason": p.get("reason"), "status_code": p.get("status_code"),
-        "request_id": p.get("request_id"), "idempotency_key": p.get("idempotency_key"),
+        "tenant_id": e["tenant_id"],
+        "doc_key": key,
+        "event_id": str(e["event_id"]),
+        "occurred_at": _iso(e["occurred_at"]),
+        "actor": p["actor"],
+        "actor_kind": p["actor_kind"],
+        "roles": list(p.get("roles") or []),
+        "command": p["command"],
+        "target": p.get("target"),
+        "result": p["result"],
+        "reason": p.get("reason"),
+        "status_code": p.get("status_code"),
+        "request_id": p.get("request_id"),
+        "idempotency_key": p.get("idempotency_key"),
         "source_ip": p.get("source_ip"),
     }
     return [DocWrite("audit", key, jsonable(doc))]

@@ -8,15 +8,19 @@ a server error (429, 5xx) fails the batch, which is then read again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 from omium.kernel.kafka import Area, ConsumedEvent
-from projections.base import BatchingProjection, Expected, FlushResult, Offsets
-from projections.base.errors import ProjectionStoreError
-from projections.opensearch._client import OpenSearchClient
-from projections.opensearch._mappers import MAPPERS, DocWrite
-from projections.opensearch._templates import READ_MODELS, alias
+from omium.projections.base import BatchingProjection, Expected, FlushResult, Offsets
+from omium.projections.base.errors import ProjectionStoreError
+from omium.projections.opensearch._client import OpenSearchClient
+from omium.projections.opensearch._mappers import MAPPERS, DocWrite
+from omium.projections.opensearch._templates import READ_MODELS, alias
+
+MAX_BULK_BYTES = 5 * 1024 * 1024
+"""Default most bytes per ``_bulk`` request (OpenSearch's guidance: 5-15 MB per request)."""
 
 
 class OpenSearchProjection(BatchingProjection[DocWrite]):
@@ -32,16 +36,31 @@ class OpenSearchProjection(BatchingProjection[DocWrite]):
     name = "opensearch"
     areas = (Area.TRACES, Area.FAILURES, Area.AUDIT)
 
-    def __init__(self, client: OpenSearchClient, *, prefix: str,
-                 targets: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        client: OpenSearchClient,
+        *,
+        prefix: str,
+        targets: Mapping[str, str] | None = None,
+        max_bulk_bytes: int = MAX_BULK_BYTES,
+    ) -> None:
         super().__init__()
         self._client = client
         self._prefix = prefix
         self._targets = dict(targets or {m: alias(prefix, m) for m in READ_MODELS})
+        self._max_bulk_bytes = max_bulk_bytes
+        self.bulk_requests = 0
 
     @classmethod
-    def open(cls, url: str, *, topic_prefix: str) -> Self:
-        """Connect, install the templates and first indices, and return the projection."""
+    def open(cls, url: str, *, topic_prefix: str, max_bulk_bytes: int = MAX_BULK_BYTES) -> Self:
+        """Connect, install the templates and first indices, and return the projection.
+
+        Args:
+            url: The cluster.
+            topic_prefix: Names the aliases.
+            max_bulk_bytes: Most bytes of documents per ``_bulk`` request (a batch is split
+                into requests of at most this size; a single larger document goes alone).
+        """
         client = OpenSearchClient(url)
         prefix = topic_prefix.lower()
         try:
@@ -49,7 +68,7 @@ class OpenSearchProjection(BatchingProjection[DocWrite]):
         except BaseException:
             client.close()
             raise
-        return cls(client, prefix=prefix)
+        return cls(client, prefix=prefix, max_bulk_bytes=max_bulk_bytes)
 
     @property
     def client(self) -> OpenSearchClient:
@@ -72,28 +91,42 @@ class OpenSearchProjection(BatchingProjection[DocWrite]):
         offsets: Offsets,
         expected: Expected,
     ) -> FlushResult:
-        """One bulk request for the batch; per-document refusals come back as ``rejected``."""
+        """Bulk requests of at most ``max_bulk_bytes`` each, in order; per-document refusals
+        come back as ``rejected``. A failed request fails the batch (re-read, re-written
+        idempotently: the document ids are derived from the events)."""
+        chunks: list[tuple[list[dict[str, Any]], list[ConsumedEvent]]] = []
         lines: list[dict[str, Any]] = []
         owners: list[ConsumedEvent] = []
+        size = 0
         for consumed, writes in batch:
             for write in writes:
-                lines += self._action(write)
+                action = self._action(write)
+                # Estimated size: the sources' JSON dominates; measured once per document.
+                weight = len(json.dumps(action[-1], separators=(",", ":"), default=str)) + 100
+                if owners and size + weight > self._max_bulk_bytes:
+                    chunks.append((lines, owners))
+                    lines, owners, size = [], [], 0
+                lines += action
                 owners.append(consumed)
-        if not lines:
-            return FlushResult(events=len(batch), writes=0)
-        result = self._client.bulk(lines)
+                size += weight
+        if owners:
+            chunks.append((lines, owners))
         rejected: dict[int, tuple[ConsumedEvent, str]] = {}
-        for position, item in enumerate(result.get("items", [])):
-            outcome = next(iter(item.values()))
-            status = int(outcome.get("status", 500))
-            if status < 300:
-                continue
-            if status == 429 or status >= 500:
-                raise ProjectionStoreError(f"OpenSearch refused a batch for now: {outcome}")
-            owner = owners[position]
-            rejected[id(owner)] = (owner, f"OpenSearch {status}: {outcome.get('error')}")
-        return FlushResult(events=len(batch), writes=len(owners) - len(rejected),
-                           rejected=list(rejected.values()))
+        written = 0
+        for chunk_lines, chunk_owners in chunks:
+            result = self._client.bulk(chunk_lines)
+            self.bulk_requests += 1
+            for position, item in enumerate(result.get("items", [])):
+                outcome = next(iter(item.values()))
+                status = int(outcome.get("status", 500))
+                if status < 300:
+                    written += 1
+                    continue
+                if status == 429 or status >= 500:
+                    raise ProjectionStoreError(f"OpenSearch refused a batch for now: {outcome}")
+                owner = chunk_owners[position]
+                rejected[id(owner)] = (owner, f"OpenSearch {status}: {outcome.get('error')}")
+        return FlushResult(events=len(batch), writes=written, rejected=list(rejected.values()))
 
     def _action(self, write: DocWrite) -> list[dict[str, Any]]:
         meta = {"_index": self._targets[write.model], "_id": write.doc_id}

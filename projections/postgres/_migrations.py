@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from projections.base.errors import ProjectionStoreError
+from omium.projections.base.errors import ProjectionStoreError
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -338,7 +338,14 @@ CREATE TABLE {s}.execution_events (
 CREATE INDEX ON {s}.execution_events (tenant_id, execution_id, occurred_at, event_id);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial read model", _INITIAL),)
+_CHECKPOINT_RETENTION = """
+ALTER TABLE {s}.checkpoints ADD COLUMN pruned_at timestamptz;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial read model", _INITIAL),
+    Migration(2, "checkpoints pruned by retention", _CHECKPOINT_RETENTION),
+)
 """Every migration, in order. Append; never edit one that has shipped."""
 
 

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from projections.base.errors import ProjectionError
-from projections.postgres._migrations import check_identifier
+from omium.projections.base.errors import ProjectionError
+from omium.projections.postgres._migrations import check_identifier
 
 Row = dict[str, Any]
 
@@ -102,7 +102,7 @@ class ReadModelQueries:
         self._schema = check_identifier(schema)
 
     def _q(self, text: str) -> sql.SQL:
-        return sql.SQL(text.replace("{s}", self._schema))  # type: ignore[arg-type]
+        return sql.SQL(text.replace("{s}", self._schema))
 
     async def _all(self, conn: AsyncConnection, text: str, params: dict[str, Any]) -> list[Row]:
         async with conn.cursor(row_factory=dict_row) as cur:
@@ -112,8 +112,13 @@ class ReadModelQueries:
     # ------------------------------------------------------------------ executions
 
     async def list_executions(
-        self, conn: AsyncConnection, tenant_id: str, filters: ExecutionFilter, *,
-        limit: int = 50, cursor: str | None = None,
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        filters: ExecutionFilter,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> Page:
         """Runs, newest first."""
         where = ["tenant_id = %(tenant)s"]
@@ -151,23 +156,33 @@ class ReadModelQueries:
     ) -> Row | None:
         """One run, or ``None`` (also for another tenant's run)."""
         rows = await self._all(
-            conn, "SELECT * FROM {s}.executions WHERE tenant_id = %(t)s AND execution_id = %(x)s",
-            {"t": tenant_id, "x": execution_id})
+            conn,
+            "SELECT * FROM {s}.executions WHERE tenant_id = %(t)s AND execution_id = %(x)s",
+            {"t": tenant_id, "x": execution_id},
+        )
         return rows[0] if rows else None
 
     async def timeline(
-        self, conn: AsyncConnection, tenant_id: str, execution_id: str, *,
-        limit: int = 500, cursor: str | None = None,
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        execution_id: str,
+        *,
+        limit: int = 500,
+        cursor: str | None = None,
     ) -> Page:
         """Every event about one run, in the order it happened."""
         params: dict[str, Any] = {"t": tenant_id, "x": execution_id, "limit": limit + 1}
         after = ""
         if cursor is not None:
             at, version, event_id = decode_cursor("timeline", cursor, 3)
-            after = ("AND (occurred_at, aggregate_version, event_id::text) > "
-                     "(%(c_at)s, %(c_v)s, %(c_id)s)")
-            params.update(c_at=_time(at), c_v=int(version) if version.isdigit() else -1,
-                          c_id=event_id)
+            after = (
+                "AND (occurred_at, aggregate_version, event_id::text) > "
+                "(%(c_at)s, %(c_v)s, %(c_id)s)"
+            )
+            params.update(
+                c_at=_time(at), c_v=int(version) if version.isdigit() else -1, c_id=event_id
+            )
         rows = await self._all(
             conn,
             "SELECT event_id, event_type, area, aggregate_id, aggregate_version, occurred_at, "
@@ -178,13 +193,28 @@ class ReadModelQueries:
         )
         return _page(rows, limit, "timeline", ("occurred_at", "aggregate_version", "event_id"))
 
+    # ------------------------------------------------------------------ workflows
+
+    async def workflow_ids(
+        self, conn: AsyncConnection, tenant_id: str, *, limit: int = 500
+    ) -> list[str]:
+        """The ids of the tenant's workflows, by name (at most ``limit``)."""
+        rows = await self._all(
+            conn,
+            "SELECT workflow_id FROM {s}.workflows WHERE tenant_id = %(t)s "
+            "ORDER BY name, workflow_id LIMIT %(limit)s",
+            {"t": tenant_id, "limit": limit},
+        )
+        return [str(row["workflow_id"]) for row in rows]
+
     async def steps(self, conn: AsyncConnection, tenant_id: str, execution_id: str) -> list[Row]:
         """A run's steps (every attempt), in the order they were scheduled."""
         return await self._all(
             conn,
             "SELECT * FROM {s}.steps WHERE tenant_id = %(t)s AND execution_id = %(x)s "
             "ORDER BY coalesce(scheduled_at, started_at, ended_at), step_id, attempt",
-            {"t": tenant_id, "x": execution_id})
+            {"t": tenant_id, "x": execution_id},
+        )
 
     async def checkpoint(
         self, conn: AsyncConnection, tenant_id: str, execution_id: str, checkpoint_id: str
@@ -194,22 +224,35 @@ class ReadModelQueries:
             conn,
             "SELECT * FROM {s}.checkpoints WHERE tenant_id = %(t)s AND execution_id = %(x)s "
             "AND checkpoint_id = %(c)s",
-            {"t": tenant_id, "x": execution_id, "c": checkpoint_id})
+            {"t": tenant_id, "x": execution_id, "c": checkpoint_id},
+        )
         return rows[0] if rows else None
 
     # ------------------------------------------------------------------ audit
 
     async def audit(
-        self, conn: AsyncConnection, tenant_id: str, *, actor: str | None = None,
-        command: str | None = None, result: str | None = None, target: str | None = None,
-        after: datetime | None = None, before: datetime | None = None,
-        limit: int = 100, cursor: str | None = None,
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        *,
+        actor: str | None = None,
+        command: str | None = None,
+        result: str | None = None,
+        target: str | None = None,
+        after: datetime | None = None,
+        before: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page:
         """Audit entries, newest first."""
         where = ["tenant_id = %(t)s"]
         params: dict[str, Any] = {"t": tenant_id, "limit": limit + 1}
-        for column, value in (("actor", actor), ("command", command), ("result", result),
-                              ("target", target)):
+        for column, value in (
+            ("actor", actor),
+            ("command", command),
+            ("result", result),
+            ("target", target),
+        ):
             if value is not None:
                 where.append(f"{column} = %({column})s")
                 params[column] = value
@@ -234,8 +277,14 @@ class ReadModelQueries:
     # ------------------------------------------------------------------ analytics
 
     async def run_stats(
-        self, conn: AsyncConnection, tenant_id: str, *, start: datetime, end: datetime,
-        bucket: timedelta, workflow_id: str | None = None,
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        *,
+        start: datetime,
+        end: datetime,
+        bucket: timedelta,
+        workflow_id: str | None = None,
     ) -> list[Row]:
         """Runs started per time bucket: how many, how they ended, the failure rate."""
         extra = "AND workflow_id = %(w)s" if workflow_id is not None else ""
@@ -250,17 +299,33 @@ class ReadModelQueries:
             "sum(total_tokens) AS tokens, sum(total_cost_usd) AS cost_usd "
             "FROM {s}.executions WHERE tenant_id = %(t)s AND started_at >= %(start)s "
             f"AND started_at < %(end)s {extra} GROUP BY 1 ORDER BY 1",
-            {"t": tenant_id, "b": bucket, "origin": start, "start": start, "end": end,
-             "w": workflow_id},
+            {
+                "t": tenant_id,
+                "b": bucket,
+                "origin": start,
+                "start": start,
+                "end": end,
+                "w": workflow_id,
+            },
         )
 
     async def step_stats(
-        self, conn: AsyncConnection, tenant_id: str, *, start: datetime, end: datetime,
-        bucket: timedelta, group_by: Literal["workflow", "agent", "model"] | None = None,
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        *,
+        start: datetime,
+        end: datetime,
+        bucket: timedelta,
+        group_by: Literal["workflow", "agent", "model"] | None = None,
     ) -> list[Row]:
         """Finished steps per time bucket (and group): p50/p95 latency, tokens, cost."""
-        key = {"workflow": "e.workflow_id", "agent": "s.agent", "model": "s.model",
-               None: "NULL::text"}[group_by]
+        key = {
+            "workflow": "e.workflow_id",
+            "agent": "s.agent",
+            "model": "s.model",
+            None: "NULL::text",
+        }[group_by]
         return await self._all(
             conn,
             f"SELECT date_bin(%(b)s, s.ended_at, %(origin)s) AS bucket, {key} AS key, "

@@ -21,38 +21,76 @@ from psycopg.types.json import Jsonb
 
 @dataclass(frozen=True)
 class Op:
-    """One parameterised statement; ``{s}`` in ``sql`` is replaced by the schema name."""
+    """One parameterised statement; ``{s}`` in ``sql`` is replaced by the schema name.
+
+    ``sql`` with ``params`` is the one-row form. The builders below also describe the statement
+    so that a batch can run many of them as one set-based statement (``_batch``):
+
+    Attributes:
+        template: What the statement does, hashable: ops with equal templates differ only in
+            ``values`` and run together (``None``: only the one-row form exists).
+        values: The row of the set-based form, JSON-ready.
+        touches: The rows read or written, as ``(table, key values)``; a batch keeps the order
+            of ops touching the same row.
+        barrier: Tables the statement touches beyond single rows (ordered against every op on
+            them). An op with neither ``touches`` nor ``barrier`` is ordered against all ops.
+    """
 
     sql: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    template: tuple[Any, ...] | None = None
+    values: Mapping[str, Any] | None = None
+    touches: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    barrier: tuple[str, ...] = ()
+
+
+def row_of(table: str, key: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """The identity of a row for ordering: table and key values (by sorted column name)."""
+    return (table, tuple(str(key[c]) for c in sorted(key)))
 
 
 def insert_once(table: str, row: Mapping[str, Any], *, key: Sequence[str]) -> Op:
     """Insert ``row`` unless a row with the same ``key`` exists."""
-    return Op(_insert_once_sql(table, tuple(row), tuple(key)), _adapt(row))
+    return Op(
+        _insert_once_sql(table, tuple(row), tuple(key)),
+        _adapt(row),
+        template=("insert", table, tuple(row), tuple(key)),
+        values=json_row(row),
+        touches=(row_of(table, {c: row[c] for c in key}),),
+    )
 
 
 @cache
 def _insert_once_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
     values = ", ".join(f"%({c})s" for c in columns)
-    return (f"INSERT INTO {{s}}.{table} ({', '.join(columns)}) VALUES ({values}) "
-            f"ON CONFLICT ({', '.join(key)}) DO NOTHING")
+    return (
+        f"INSERT INTO {{s}}.{table} ({', '.join(columns)}) VALUES ({values}) "
+        f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+    )
 
 
 def upsert_versioned(
     table: str, row: Mapping[str, Any], *, key: Sequence[str], version_column: str
 ) -> Op:
     """Insert ``row`` or update its non-key columns, only if ``version_column`` grows."""
-    return Op(_upsert_sql(table, tuple(row), tuple(key), version_column), _adapt(row))
+    return Op(
+        _upsert_sql(table, tuple(row), tuple(key), version_column),
+        _adapt(row),
+        template=("upsert", table, tuple(row), tuple(key), version_column),
+        values=json_row(row),
+        touches=(row_of(table, {c: row[c] for c in key}),),
+    )
 
 
 @cache
 def _upsert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...], version: str) -> str:
     values = ", ".join(f"%({c})s" for c in columns)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
-    return (f"INSERT INTO {{s}}.{table} ({', '.join(columns)}) VALUES ({values}) "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} "
-            f"WHERE {table}.{version} < EXCLUDED.{version}")
+    return (
+        f"INSERT INTO {{s}}.{table} ({', '.join(columns)}) VALUES ({values}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} "
+        f"WHERE {table}.{version} < EXCLUDED.{version}"
+    )
 
 
 def update_versioned(
@@ -77,12 +115,39 @@ def update_versioned(
         params: Extra named parameters for ``expressions``.
     """
     values, increments, expressions = values or {}, increments or {}, expressions or {}
-    sql = _update_sql(table, tuple(key), tuple(values), tuple(increments),
-                      tuple(expressions.items()))
-    bound = {**{f"k_{c}": v for c, v in key.items()}, **{f"v_{c}": v for c, v in values.items()},
-             **{f"i_{c}": v for c, v in increments.items()}, **(params or {}),
-             "_version": version}
-    return Op(sql, _adapt(bound))
+    sql = _update_sql(
+        table, tuple(key), tuple(values), tuple(increments), tuple(expressions.items())
+    )
+    bound = {
+        **{f"k_{c}": v for c, v in key.items()},
+        **{f"v_{c}": v for c, v in values.items()},
+        **{f"i_{c}": v for c, v in increments.items()},
+        **(params or {}),
+        "_version": version,
+    }
+    extra = tuple(sorted((params or {}).keys()))
+    plain = {
+        **{f"k_{c}": v for c, v in key.items()},
+        **{f"v_{c}": v for c, v in values.items()},
+        **{f"i_{c}": v for c, v in increments.items()},
+        **{f"p_{c}": v for c, v in (params or {}).items()},
+        "_version": version,
+    }
+    return Op(
+        sql,
+        _adapt(bound),
+        template=(
+            "update",
+            table,
+            tuple(key),
+            tuple(values),
+            tuple(increments),
+            tuple(expressions.items()),
+            extra,
+        ),
+        values=json_row(plain),
+        touches=(row_of(table, key),),
+    )
 
 
 @cache
@@ -98,8 +163,10 @@ def _update_sql(
     sets += [f"{c} = {expr}" for c, expr in expressions]
     sets.append("last_event_version = %(_version)s")
     where = " AND ".join(f"{c} = %(k_{c})s" for c in key)
-    return (f"UPDATE {{s}}.{table} SET {', '.join(sets)} "
-            f"WHERE {where} AND last_event_version < %(_version)s")
+    return (
+        f"UPDATE {{s}}.{table} SET {', '.join(sets)} "
+        f"WHERE {where} AND last_event_version < %(_version)s"
+    )
 
 
 def _adapt(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,6 +180,15 @@ def _adapt(row: Mapping[str, Any]) -> dict[str, Any]:
         else:
             adapted[name] = value
     return adapted
+
+
+def json_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row`` as JSON that ``jsonb_to_recordset`` reads back into the columns' types: dicts
+    stay JSON (jsonb columns), bytes become bytea hex, times ISO 8601, UUIDs text."""
+    return {
+        name: "\\x" + value.hex() if isinstance(value, bytes) else jsonable(value)
+        for name, value in row.items()
+    }
 
 
 def jsonable(value: Any) -> Any:

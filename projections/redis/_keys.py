@@ -16,6 +16,27 @@ class RedisKeys:
         """The keys of the read model of a topic prefix."""
         return cls(f"{topic_prefix}:rm")
 
+    @classmethod
+    def staging(cls, topic_prefix: str, epoch: int) -> RedisKeys:
+        """The keys a rebuild writes before they are renamed to the live ones.
+
+        ``<prefix>:rm~<epoch>`` never matches the live keys' pattern ``<prefix>:rm:*``.
+        """
+        return cls(f"{topic_prefix}:rm~{epoch}")
+
+    @property
+    def epoch(self) -> str:
+        """String: how many times the read model was rebuilt (absent: never).
+
+        Stream entry ids start again with each rebuild, so cursors carry the epoch
+        (:func:`cursor_of`) and a cursor of another epoch gets a "resync" answer.
+        """
+        return f"{self.prefix}:epoch"
+
+    def pattern(self) -> str:
+        """A ``SCAN MATCH`` pattern for every key under this prefix."""
+        return _glob_escape(self.prefix) + ":*"
+
     @property
     def offsets(self) -> str:
         """Hash ``topic|partition`` → next offset, written with each batch."""
@@ -44,6 +65,25 @@ class RedisKeys:
     def tenant_events(self, tenant_id: str) -> str:
         """Stream of the tenant's recent events (WebSocket fan-out)."""
         return f"{self.prefix}:events:{tenant_id}"
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def cursor_of(epoch: int, entry_id: str) -> str:
+    """A subscriber's resume point: a stream entry id, preceded by the epoch after a rebuild.
+
+    Epoch 0 (never rebuilt) keeps the bare entry id, so cursors handed out before rebuilds
+    existed stay valid.
+    """
+    return entry_id if epoch == 0 else f"{epoch}:{entry_id}"
+
+
+def parse_cursor(cursor: str) -> tuple[int, str]:
+    """``(epoch, entry id)`` of a cursor made by :func:`cursor_of`."""
+    epoch, _, entry_id = cursor.rpartition(":")
+    return (int(epoch) if epoch else 0), entry_id
 
 
 def offset_field(topic: str, partition: int) -> str:

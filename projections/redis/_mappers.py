@@ -11,14 +11,18 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from projections.postgres._sql import jsonable
-from projections.redis._keys import RedisKeys
+from omium.projections.postgres._sql import jsonable
+from omium.projections.redis._keys import RedisKeys
 
 Event = Mapping[str, Any]
 Command = list[str]
 
-TERMINAL = {"ExecutionCompleted": "completed", "ExecutionFailed": "failed",
-            "ExecutionHalted": "halted", "ExecutionCancelled": "cancelled"}
+TERMINAL = {
+    "ExecutionCompleted": "completed",
+    "ExecutionFailed": "failed",
+    "ExecutionHalted": "halted",
+    "ExecutionCancelled": "cancelled",
+}
 # How long a finished run's or round's live state stays (the PostgreSQL read model keeps it).
 ENDED_TTL_S = 24 * 3600
 STREAM_TTL_S = 24 * 3600
@@ -36,23 +40,37 @@ def execution_of(e: Event) -> str | None:
 
 def stream_fields(e: Event, execution_id: str | None) -> list[str]:
     """Fields of a stream entry: envelope ids plus the payload as JSON."""
-    return ["event_id", str(e["event_id"]), "event_type", e["event_type"],
-            "aggregate_id", str(e["aggregate_id"]),
-            "aggregate_version", str(e["aggregate_version"]),
-            "execution_id", execution_id or "", "occurred_at", e["occurred_at"].isoformat(),
-            "payload", json.dumps(jsonable(e["payload"]), separators=(",", ":"))]
+    return [
+        "event_id",
+        str(e["event_id"]),
+        "event_type",
+        e["event_type"],
+        "aggregate_id",
+        str(e["aggregate_id"]),
+        "aggregate_version",
+        str(e["aggregate_version"]),
+        "execution_id",
+        execution_id or "",
+        "occurred_at",
+        e["occurred_at"].isoformat(),
+        "payload",
+        json.dumps(jsonable(e["payload"]), separators=(",", ":")),
+    ]
 
 
 def commands_for(e: Event, keys: RedisKeys) -> list[Command]:
     """Every command of one event: the streams, then its state changes."""
     tenant, execution = e["tenant_id"], execution_of(e)
     fields = stream_fields(e, execution)
-    commands = [["XADD", keys.tenant_events(tenant), "MAXLEN", "~", str(TENANT_STREAM_LEN),
-                 "*", *fields]]
+    commands = [
+        ["XADD", keys.tenant_events(tenant), "MAXLEN", "~", str(TENANT_STREAM_LEN), "*", *fields]
+    ]
     if execution is not None:
         stream = keys.execution_events(tenant, execution)
-        commands += [["XADD", stream, "MAXLEN", "~", str(EXECUTION_STREAM_LEN), "*", *fields],
-                     ["EXPIRE", stream, str(STREAM_TTL_S)]]
+        commands += [
+            ["XADD", stream, "MAXLEN", "~", str(EXECUTION_STREAM_LEN), "*", *fields],
+            ["EXPIRE", stream, str(STREAM_TTL_S)],
+        ]
     state = _STATE.get(e["event_type"])
     if state is not None:
         commands += state(e, keys)
@@ -65,32 +83,67 @@ def _s(value: Any) -> str:
 
 def _run(e: Event, keys: RedisKeys, *pairs: Any) -> Command:
     key = keys.execution(e["tenant_id"], str(e["aggregate_id"]))
-    return ["HSET", key, "last_event_type", e["event_type"], "last_event_id", str(e["event_id"]),
-            "last_event_at", e["occurred_at"].isoformat(),
-            "version", str(e["aggregate_version"]), *(_s(v) for v in pairs)]
+    return [
+        "HSET",
+        key,
+        "last_event_type",
+        e["event_type"],
+        "last_event_id",
+        str(e["event_id"]),
+        "last_event_at",
+        e["occurred_at"].isoformat(),
+        "version",
+        str(e["aggregate_version"]),
+        *(_s(v) for v in pairs),
+    ]
 
 
 def _started(e: Event, keys: RedisKeys) -> list[Command]:
     p = e["payload"]
     execution = str(e["aggregate_id"])
-    return [_run(e, keys, "status", "pending", "workflow_id", p.get("workflow_id"),
-                 "started_at", e["occurred_at"].isoformat(), "steps_completed", 0, "tokens", 0,
-                 "cost_usd", 0),
-            ["SADD", keys.running(e["tenant_id"]), execution]]
+    return [
+        _run(
+            e,
+            keys,
+            "status",
+            "pending",
+            "workflow_id",
+            p.get("workflow_id"),
+            "started_at",
+            e["occurred_at"].isoformat(),
+            "steps_completed",
+            0,
+            "tokens",
+            0,
+            "cost_usd",
+            0,
+        ),
+        ["SADD", keys.running(e["tenant_id"]), execution],
+    ]
 
 
 def _step(e: Event, keys: RedisKeys) -> list[Command]:
     p = e["payload"]
     key = keys.execution(e["tenant_id"], str(e["aggregate_id"]))
-    commands = [_run(e, keys, "current_step_id", p["step_id"],
-                     "current_step_status", _STEP_STATUS[e["event_type"]])]
+    commands = [
+        _run(
+            e,
+            keys,
+            "current_step_id",
+            p["step_id"],
+            "current_step_status",
+            _STEP_STATUS[e["event_type"]],
+        )
+    ]
     if e["event_type"] == "StepStarted":
         commands.append(["HSETIF", key, "status", "pending", "running"])
     if e["event_type"] == "StepCompleted":
         tokens = (p.get("tokens_in") or 0) + (p.get("tokens_out") or 0)
-        commands += [["HINCRBY", key, "steps_completed", "1"],
-                     ["HINCRBY", key, "tokens", str(tokens)],
-                     ["HINCRBYFLOAT", key, "cost_usd", repr(float(p.get("cost_usd") or 0.0))]]
+        commands += [
+            ["HINCRBY", key, "steps_completed", "1"],
+            ["HINCRBY", key, "tokens", str(tokens)],
+            ["HINCRBYFLOAT", key, "cost_usd", repr(float(p.get("cost_usd") or 0.0))],
+        ]
     return commands
 
 
@@ -100,7 +153,7 @@ def _touch(e: Event, keys: RedisKeys) -> list[Command]:
 
 def _approval(e: Event, keys: RedisKeys) -> list[Command]:
     key = keys.execution(e["tenant_id"], str(e["aggregate_id"]))
-    if e["event_type"] == "HumanApprovalRequested":
+    if e["event_type"] in ("HumanApprovalRequested", "HumanApprovalEscalated"):
         return [_run(e, keys, "status", "waiting_for_approval")]
     return [_run(e, keys), ["HSETIF", key, "status", "waiting_for_approval", "running"]]
 
@@ -108,10 +161,13 @@ def _approval(e: Event, keys: RedisKeys) -> list[Command]:
 def _ended(e: Event, keys: RedisKeys) -> list[Command]:
     execution = str(e["aggregate_id"])
     key = keys.execution(e["tenant_id"], execution)
-    return [_run(e, keys, "status", TERMINAL[e["event_type"]],
-                 "ended_at", e["occurred_at"].isoformat()),
-            ["SREM", keys.running(e["tenant_id"]), execution],
-            ["EXPIRE", key, str(ENDED_TTL_S)]]
+    return [
+        _run(
+            e, keys, "status", TERMINAL[e["event_type"]], "ended_at", e["occurred_at"].isoformat()
+        ),
+        ["SREM", keys.running(e["tenant_id"]), execution],
+        ["EXPIRE", key, str(ENDED_TTL_S)],
+    ]
 
 
 def _round_key(e: Event, keys: RedisKeys) -> str:
@@ -120,11 +176,28 @@ def _round_key(e: Event, keys: RedisKeys) -> str:
 
 def _round_opened(e: Event, keys: RedisKeys) -> list[Command]:
     p = e["payload"]
-    return [["HSET", _round_key(e, keys), "status", "open", "rule", _s(p.get("rule")),
-             "question", _s(p.get("question")), "execution_id", _s(p.get("execution_id")),
-             "participants", str(len(p.get("participants") or [])),
-             "deadline", p["deadline"].isoformat() if p.get("deadline") else "",
-             "votes", "0", "rejected", "0"]]
+    return [
+        [
+            "HSET",
+            _round_key(e, keys),
+            "status",
+            "open",
+            "rule",
+            _s(p.get("rule")),
+            "question",
+            _s(p.get("question")),
+            "execution_id",
+            _s(p.get("execution_id")),
+            "participants",
+            str(len(p.get("participants") or [])),
+            "deadline",
+            p["deadline"].isoformat() if p.get("deadline") else "",
+            "votes",
+            "0",
+            "rejected",
+            "0",
+        ]
+    ]
 
 
 def _vote(e: Event, keys: RedisKeys) -> list[Command]:
@@ -132,21 +205,37 @@ def _vote(e: Event, keys: RedisKeys) -> list[Command]:
     if e["event_type"] == "VoteRejected":
         return [["HINCRBY", key, "rejected", "1"]]
     weight = repr(float(p.get("weight") or 1.0))
-    return [["HINCRBY", key, "votes", "1"],
-            ["HINCRBYFLOAT", key, f"tally:{p['decision']}", weight],
-            ["HSET", key, f"voter:{p['voter']}", p["decision"]]]
+    return [
+        ["HINCRBY", key, "votes", "1"],
+        ["HINCRBYFLOAT", key, f"tally:{p['decision']}", weight],
+        ["HSET", key, f"voter:{p['voter']}", p["decision"]],
+    ]
 
 
 def _round_closed(e: Event, keys: RedisKeys) -> list[Command]:
     p, key = e["payload"], _round_key(e, keys)
     status = "reached" if e["event_type"] == "ConsensusReached" else "failed"
-    return [["HSET", key, "status", status, "decision", _s(p.get("decision")),
-             "reason", _s(p.get("reason"))],
-            ["EXPIRE", key, str(ENDED_TTL_S)]]
+    return [
+        [
+            "HSET",
+            key,
+            "status",
+            status,
+            "decision",
+            _s(p.get("decision")),
+            "reason",
+            _s(p.get("reason")),
+        ],
+        ["EXPIRE", key, str(ENDED_TTL_S)],
+    ]
 
 
-_STEP_STATUS = {"StepScheduled": "scheduled", "StepStarted": "running",
-                "StepCompleted": "completed", "StepFailed": "failed"}
+_STEP_STATUS = {
+    "StepScheduled": "scheduled",
+    "StepStarted": "running",
+    "StepCompleted": "completed",
+    "StepFailed": "failed",
+}
 
 _STATE: dict[str, Callable[[Event, RedisKeys], list[Command]]] = {
     "ExecutionStarted": _started,
@@ -154,6 +243,7 @@ _STATE: dict[str, Callable[[Event, RedisKeys], list[Command]]] = {
     "CheckpointCreated": _touch,
     "ExecutionRolledBack": _touch,
     "HumanApprovalRequested": _approval,
+    "HumanApprovalEscalated": _approval,
     "HumanApprovalGranted": _approval,
     "HumanApprovalRejected": _approval,
     **{t: _ended for t in TERMINAL},
@@ -165,5 +255,15 @@ _STATE: dict[str, Callable[[Event, RedisKeys], list[Command]]] = {
 }
 
 _EXECUTION_TYPES = frozenset(
-    {"ExecutionStarted", "CheckpointCreated", "ExecutionRolledBack", "HumanApprovalRequested",
-     "HumanApprovalGranted", "HumanApprovalRejected", *_STEP_STATUS, *TERMINAL})
+    {
+        "ExecutionStarted",
+        "CheckpointCreated",
+        "ExecutionRolledBack",
+        "HumanApprovalRequested",
+        "HumanApprovalEscalated",
+        "HumanApprovalGranted",
+        "HumanApprovalRejected",
+        *_STEP_STATUS,
+        *TERMINAL,
+    }
+)

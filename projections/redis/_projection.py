@@ -14,10 +14,10 @@ from typing import Self
 import redis
 
 from omium.kernel.kafka import Area, ConsumedEvent
-from projections.base import BatchingProjection, Expected, Offsets, OffsetsMovedError
-from projections.base.errors import ProjectionStoreError, TopicPartition
-from projections.redis._keys import RedisKeys, offset_field, parse_offset_field
-from projections.redis._mappers import Command, commands_for
+from omium.projections.base import BatchingProjection, Expected, Offsets, OffsetsMovedError
+from omium.projections.base.errors import ProjectionStoreError, TopicPartition
+from omium.projections.redis._keys import RedisKeys, offset_field, parse_offset_field
+from omium.projections.redis._mappers import Command, commands_for
 
 # How long the "already applied" marker of an event is kept: longer than any redelivery.
 SEEN_TTL_S = 7 * 24 * 3600
@@ -60,16 +60,22 @@ class RedisProjection(BatchingProjection[Command]):
     Args:
         client: A Redis client with ``decode_responses=True``; the projection owns it.
         keys: The key names (by topic prefix).
+        ages_from_events: Expire ended runs' and rounds' keys counting from the event's
+            ``occurred_at`` rather than from now (a rebuild from the whole log would otherwise
+            bring back a day's worth of every run that ever ended).
     """
 
     name = "redis"
     areas = (Area.WORKFLOWS, Area.EXECUTIONS, Area.FAILURES, Area.CONSENSUS, Area.POLICIES)
     keeps_offsets = True
 
-    def __init__(self, client: redis.Redis, *, keys: RedisKeys) -> None:
+    def __init__(
+        self, client: redis.Redis, *, keys: RedisKeys, ages_from_events: bool = False
+    ) -> None:
         super().__init__()
         self._client = client
         self._keys = keys
+        self._ages_from_events = ages_from_events
         self._script = client.register_script(_BATCH_SCRIPT)
 
     @classmethod
@@ -85,7 +91,16 @@ class RedisProjection(BatchingProjection[Command]):
 
     def prepare(self, consumed: ConsumedEvent) -> Sequence[Command]:
         """The commands of one event."""
-        return commands_for(consumed.event, self._keys)
+        commands = commands_for(consumed.event, self._keys)
+        if not self._ages_from_events:
+            return commands
+        # An expiry in the past deletes the key at once: the script applies an event's
+        # commands in order, so a later event of the same run finds no stale state.
+        occurred = int(consumed.event["occurred_at"].timestamp())
+        return [
+            ["EXPIREAT", c[1], str(occurred + int(c[2]))] if c[0] == "EXPIRE" else c
+            for c in commands
+        ]
 
     def write(
         self,
@@ -102,11 +117,14 @@ class RedisProjection(BatchingProjection[Command]):
         request = {
             "offsets": self._keys.offsets,
             "seen_ttl": SEEN_TTL_S,
-            "expected": {offset_field(t, p): "" if o is None else str(o)
-                         for (t, p), o in expected.items()},
+            "expected": {
+                offset_field(t, p): "" if o is None else str(o) for (t, p), o in expected.items()
+            },
             "next": {offset_field(t, p): str(o) for (t, p), o in offsets.items()},
-            "events": [{"seen": self._keys.seen(str(c.event["event_id"])), "ops": list(ops)}
-                       for c, ops in batch],
+            "events": [
+                {"seen": self._keys.seen(str(c.event["event_id"])), "ops": list(ops)}
+                for c, ops in batch
+            ],
         }
         try:
             result = self._script(args=[json.dumps(request)])

@@ -1,11 +1,11 @@
 """The Timestream read model: metric series (latency, tokens, cost, failures, violations)."""
 
-from projections.timestream._projection import (
+from omium.projections.timestream._projection import (
     MAX_RECORDS_PER_CALL,
     TimestreamProjection,
     timestream_client,
 )
-from projections.timestream._records import MAPPERS
+from omium.projections.timestream._records import MAPPERS
 
 __all__ = [
     "MAPPERS",

@@ -16,9 +16,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from omium.kernel.kafka import Area, ConsumedEvent
 from omium.kernel.settings import AwsSettings
-from projections.base import BatchingProjection, Expected, FlushResult, Offsets
-from projections.base.errors import ProjectionStoreError
-from projections.timestream._records import MAPPERS, Record
+from omium.projections.base import BatchingProjection, Expected, FlushResult, Offsets
+from omium.projections.base.errors import ProjectionStoreError
+from omium.projections.timestream._records import MAPPERS, Record
 
 MAX_RECORDS_PER_CALL = 100
 """Timestream refuses a WriteRecords call with more."""
@@ -27,7 +27,9 @@ MAX_RECORDS_PER_CALL = 100
 def timestream_client(aws: AwsSettings) -> Any:
     """A ``timestream-write`` client for the configured endpoint (the emulator locally)."""
     return boto3.client(
-        "timestream-write", endpoint_url=aws.endpoint_url, region_name=aws.region,
+        "timestream-write",
+        endpoint_url=aws.endpoint_url,
+        region_name=aws.region,
         aws_access_key_id=aws.access_key_id.get_secret_value(),
         aws_secret_access_key=aws.secret_access_key.get_secret_value(),
     )
@@ -55,16 +57,20 @@ class TimestreamProjection(BatchingProjection[Record]):
     @classmethod
     def open(cls, aws: AwsSettings, *, topic_prefix: str) -> Self:
         """Connect and create the database and table if they do not exist."""
-        projection = cls(timestream_client(aws), database=aws.timestream_database,
-                         table=f"{topic_prefix}-metrics")
+        projection = cls(
+            timestream_client(aws),
+            database=aws.timestream_database,
+            table=f"{topic_prefix}-metrics",
+        )
         projection.install()
         return projection
 
     def install(self) -> None:
         """Create the database and table (already existing ones are fine)."""
-        for call, kwargs in ((self._client.create_database, {"DatabaseName": self.database}),
-                             (self._client.create_table,
-                              {"DatabaseName": self.database, "TableName": self.table})):
+        for call, kwargs in (
+            (self._client.create_database, {"DatabaseName": self.database}),
+            (self._client.create_table, {"DatabaseName": self.database, "TableName": self.table}),
+        ):
             try:
                 call(**kwargs)
             except ClientError as exc:
@@ -86,18 +92,18 @@ class TimestreamProjection(BatchingProjection[Record]):
         pairs = [(consumed, record) for consumed, records in batch for record in records]
         rejected: dict[int, tuple[ConsumedEvent, str]] = {}
         for start in range(0, len(pairs), MAX_RECORDS_PER_CALL):
-            chunk = pairs[start:start + MAX_RECORDS_PER_CALL]
+            chunk = pairs[start : start + MAX_RECORDS_PER_CALL]
             for index, reason in self._write_chunk([record for _, record in chunk]):
                 owner = chunk[index][0]
                 rejected.setdefault(id(owner), (owner, f"Timestream rejected: {reason}"))
-        return FlushResult(events=len(batch), writes=len(pairs),
-                           rejected=list(rejected.values()))
+        return FlushResult(events=len(batch), writes=len(pairs), rejected=list(rejected.values()))
 
     def _write_chunk(self, records: list[Record]) -> list[tuple[int, str]]:
         self.calls += 1
         try:
-            self._client.write_records(DatabaseName=self.database, TableName=self.table,
-                                       Records=records)
+            self._client.write_records(
+                DatabaseName=self.database, TableName=self.table, Records=records
+            )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "RejectedRecordsException":
                 found = exc.response.get("RejectedRecords", [])

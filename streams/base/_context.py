@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from omium.kernel.serde import AvroSerde
-from streams.base._state import StateTable
+from omium.streams.base._state import StateTable
 
 SOURCE_HEADER = "omium.source"
 """Header naming the processor that produced a message."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from streams.base._context import Context
-from streams.base._state import StateTable
+from omium.streams.base._context import Context
+from omium.streams.base._state import StateTable
 
 
 class Processor(ABC):

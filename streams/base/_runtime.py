@@ -7,18 +7,27 @@ readers or none of it does. A crash before the commit leaves an open transaction
 aborts (at once when the instance restarts under the same transactional id, which fences the dead
 one; after ``transaction_timeout_ms`` otherwise), and the batch is processed again from committed
 state: the local state copies are rebuilt from the changelogs on every assignment.
+
+A transaction that fails is aborted when Kafka says it can be, and the batch is processed again.
+When it cannot be (the producer was fenced, e.g. because the process was paused past
+``transaction_timeout_ms`` and the broker aborted its transaction; a fatal producer error) or a
+transactional call outlives its deadline (librdkafka can hang in ``send_offsets_to_transaction``
+after a broker dies, see :mod:`omium.kernel.kafka._deadline`), the runtime recovers in process:
+a new producer with the same transactional id fences the old one and resolves its transaction
+(committed or aborted, never half), every owned partition's state is restored from its changelog
+again and the consumer goes back to the committed offsets, exactly as after a rebalance.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -30,21 +39,48 @@ from confluent_kafka import (
 )
 
 from omium.kernel.errors import OmiumError, PersistenceError
-from omium.kernel.kafka import DeadLetter, TopicSpec, ensure_topics, topic_name
+from omium.kernel.health import HealthBeacon, consumer_lag
+from omium.kernel.kafka import (
+    DeadLetter,
+    DeadlineCalls,
+    TopicSpec,
+    TransactionStalledError,
+    ensure_topics,
+    poll_batch,
+    topic_name,
+)
+from omium.kernel.retry import retrying
 from omium.kernel.serde import AvroSerde
-from streams.base._config import ProcessorConfig
-from streams.base._context import Context, Output, Source
-from streams.base._processor import Processor
-from streams.base._state import StateTable
-from streams.errors import StreamsError
+from omium.streams.base._config import ProcessorConfig
+from omium.streams.base._context import Context, Output, Source
+from omium.streams.base._processor import Processor
+from omium.streams.base._state import StateTable
+from omium.streams.errors import StreamsError
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 
 # librdkafka's local "unknown partition/topic" (-190, -188) and the broker's (3): a topic created
 # a moment ago that a new client's metadata does not list yet.
-_UNKNOWN_TOPIC_CODES = frozenset({-190, -188, KafkaError.UNKNOWN_TOPIC_OR_PART})
+# A topic created a moment ago: unknown to this client's metadata, or its leader not elected yet.
+_UNKNOWN_TOPIC_CODES = frozenset(
+    {
+        -190,  # _UNKNOWN_PARTITION
+        -188,  # _UNKNOWN_TOPIC
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+    }
+)
+
+# The timeout handed to librdkafka's transactional calls, and how much longer the runtime waits
+# for one before it gives up on the producer (librdkafka may not honour its own timeout).
+_TXN_CALL_TIMEOUT_S = 30.0
+_TXN_DEADLINE_MARGIN_S = 15.0
+# A new producer's init_transactions is tried this many times (about 5 minutes with the broker
+# gone) before the runtime gives up and the process exits.
+_REBUILD_ATTEMPTS = 12
 
 
 def _utcnow() -> datetime:
@@ -59,6 +95,8 @@ class StreamRuntime:
         config: Group, transactional id, state folder and timing.
         serde: Decodes inputs and encodes outputs.
         clock: Processing time, for timers (tests may move it).
+        health: Where this instance's heartbeat goes (lag, partitions, last batch), written
+            from the loop itself, so a loop that hangs stops beating.
     """
 
     def __init__(
@@ -68,9 +106,12 @@ class StreamRuntime:
         *,
         serde: AvroSerde,
         clock: Clock = _utcnow,
+        health: HealthBeacon | None = None,
     ) -> None:
         """Prepare the runtime; :meth:`start` connects to Kafka."""
         self.processor = processor
+        self.health = health
+        self._last_batch_at: datetime | None = None
         self.config = config
         self._serde = serde
         self._clock = clock
@@ -87,13 +128,16 @@ class StreamRuntime:
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._last_tick = 0.0
+        self._calls = DeadlineCalls(f"streams.{config.app_id}")
         # events: input messages whose offsets were committed (dead letters included).
+        # producer_rebuilds: producers replaced after a fatal, fenced or stuck transaction.
         self.stats = {
             "events": 0,
             "outputs": 0,
             "dead_letters": 0,
             "transactions": 0,
             "aborts": 0,
+            "producer_rebuilds": 0,
         }
 
     @property
@@ -106,12 +150,7 @@ class StreamRuntime:
     def start(self) -> None:
         """Create topics, fence any predecessor, and join the consumer group."""
         self._ensure_topics()
-        producer = Producer(self._producer_config())
-        try:
-            producer.init_transactions(30)
-        except KafkaException as exc:
-            raise StreamsError(f"cannot initialise transactions: {exc}") from exc
-        self._producer = producer
+        self._producer = self._new_producer(attempts=1)
         self._consumer = Consumer(self._consumer_config())
         topics = [self.config.topic(area) for area in self.processor.input_areas()]
         topics += [self.config.internal_topic(s) for s in self.processor.internal_inputs()]
@@ -121,6 +160,8 @@ class StreamRuntime:
 
     def close(self) -> None:
         """Leave the group and release state (nothing uncommitted is kept)."""
+        if self.health is not None and self._consumer is not None:
+            self.health.beat(**self._health_report(), stopped=True)
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
@@ -130,6 +171,7 @@ class StreamRuntime:
             table.close()
         self.processor.close()
         self._producer = None
+        self._calls.close()
 
     def run(self, stop: threading.Event, *, idle_sleep_s: float = 0.0) -> None:
         """Process until ``stop`` is set (then leave the group cleanly)."""
@@ -147,7 +189,7 @@ class StreamRuntime:
         """Poll one batch and process it in one transaction; return messages handled."""
         consumer, _ = self._require()
         self.processor.poll_side_inputs()
-        messages = consumer.consume(self.config.max_batch, self.config.poll_timeout_s)
+        messages = poll_batch(consumer, self.config.max_batch, self.config.poll_timeout_s)
         outputs: list[Output] = []
         offsets: dict[tuple[str, int], int] = {}
         handled = 0
@@ -164,7 +206,13 @@ class StreamRuntime:
             try:
                 outputs += self._handle(message)
             except PersistenceError as exc:
-                log.warning("store unavailable, will retry %s@%s: %s", tp, offset, exc)
+                log.warning(
+                    "runtime.store_unavailable",
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    error=str(exc),
+                )
                 retry_from[tp] = offset
                 continue
             offsets[tp] = offset + 1
@@ -174,11 +222,25 @@ class StreamRuntime:
         if len(messages) < self.config.max_batch:
             outputs += self._maybe_tick()
         self._commit(outputs, offsets, handled)
+        if handled:
+            self._last_batch_at = datetime.now(UTC)
+        if self.health is not None:
+            self.health.maybe_beat(self._health_report)
         for (topic, partition), offset in retry_from.items():
             consumer.seek(TopicPartition(topic, partition, offset))
         if retry_from:
             time.sleep(1.0)
         return handled
+
+    def _health_report(self) -> dict[str, Any]:
+        lag, _ = consumer_lag(self._consumer) if self._consumer is not None else (None, ())
+        return {
+            "lag": lag,
+            "last_batch_at": self._last_batch_at,
+            "events": self.stats["events"],
+            "partitions": self.owned_partitions,
+            "details": {k: v for k, v in self.stats.items() if k != "events"},
+        }
 
     def _handle(self, message: Message) -> list[Output]:
         source = Source(*_where(message), message.key())
@@ -193,7 +255,7 @@ class StreamRuntime:
         except PersistenceError:
             raise
         except Exception as exc:  # a bug or bad input: keep the message, tell why, move on
-            log.exception("handler failed on %s@%s", source.topic, source.offset)
+            log.exception("runtime.handler_failed", topic=source.topic, offset=source.offset)
             return [self._dead_letter(message, exc)]
         ctx.apply_to(self.tables)
         return ctx.outputs
@@ -252,9 +314,14 @@ class StreamRuntime:
             if offsets:
                 positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
                 metadata = consumer.consumer_group_metadata()
-                _retrying(lambda: producer.send_offsets_to_transaction(positions, metadata, 30))
-            _retrying(lambda: producer.commit_transaction(60))
-        except KafkaException as exc:
+                _retrying(
+                    lambda: self._bounded(
+                        "send_offsets_to_transaction",
+                        lambda t: producer.send_offsets_to_transaction(positions, metadata, t),
+                    )
+                )
+            _retrying(lambda: self._bounded("commit_transaction", producer.commit_transaction))
+        except (KafkaException, TransactionStalledError) as exc:
             self.stats["aborts"] += 1
             self._on_transaction_error(exc, offsets)
             return
@@ -276,21 +343,101 @@ class StreamRuntime:
                 producer.poll(0.05)  # local queue full: let deliveries drain
 
     def _on_transaction_error(
-        self, exc: KafkaException, offsets: dict[tuple[str, int], int]
+        self, exc: KafkaException | TransactionStalledError, offsets: dict[tuple[str, int], int]
     ) -> None:
-        error: KafkaError = exc.args[0]
         for table in self.tables.values():
             table.rollback_local()
-        if not error.txn_requires_abort():
-            # Fenced or fatal: another instance took over under our id, or the producer is dead.
-            raise StreamsError(f"transaction failed and cannot be aborted: {error}") from exc
-        log.warning("aborting transaction: %s", error)
-        consumer, producer = self._require()
-        producer.abort_transaction(30)
-        # Go back to the committed positions, so the batch is processed again.
-        committed = consumer.committed([TopicPartition(t, p) for (t, p) in offsets], timeout=30)
+        error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+        if isinstance(error, KafkaError) and error.txn_requires_abort() and not error.fatal():
+            log.warning("runtime.transaction_aborting", error=str(error))
+            consumer, producer = self._require()
+            try:
+                self._bounded("abort_transaction", producer.abort_transaction)
+            except (KafkaException, TransactionStalledError) as abort_exc:
+                self._recover(f"abort failed: {abort_exc}")
+                return
+            # Go back to the committed positions, so the batch is processed again.
+            self._rewind(consumer, [TopicPartition(t, p) for (t, p) in offsets])
+            return
+        # Fenced (paused past the transaction timeout, or another instance took our id), fatal,
+        # or stuck: this producer is done for.
+        self._recover(str(exc))
+
+    def _recover(self, reason: str) -> None:
+        """Replace the producer and start again from what Kafka committed.
+
+        The new producer's ``init_transactions`` (same transactional id) fences the old one and
+        waits until its open transaction is committed or aborted. Which of the two happened is
+        not known here, so every owned partition is restored from its changelog again (as on a
+        rebalance) and the consumer goes back to the committed offsets: the state, the offsets
+        and the outputs stay those of one committed transaction.
+        """
+        log.warning("runtime.producer_recreating", reason=reason)
+        self.stats["producer_rebuilds"] += 1
+        old, self._producer = self._producer, None
+        if old is not None:
+            # Never touch it on this thread again: it may be stuck inside librdkafka.
+            threading.Thread(target=_dispose, args=(old,), daemon=True).start()
+            del old
+        self._producer = self._new_producer(attempts=_REBUILD_ATTEMPTS)
+        consumer, _ = self._require()
+        assignment = consumer.assignment()
+        for partition in sorted(self._owned):
+            self._release(partition)
+        self._on_assign(consumer, assignment)
+        self._rewind(consumer, assignment)
+        log.warning("runtime.producer_recreated", resume="from committed offsets")
+
+    def _new_producer(self, *, attempts: int) -> Producer:
+        """A transactional producer that has fenced its predecessors (tried ``attempts`` times)."""
+
+        def create() -> Producer:
+            producer = Producer(self._producer_config())
+            try:
+                self._bounded("init_transactions", producer.init_transactions)
+            except (KafkaException, TransactionStalledError):
+                threading.Thread(target=_dispose, args=(producer,), daemon=True).start()
+                raise
+            return producer
+
+        try:
+            producer: Producer = retrying(
+                (KafkaException, TransactionStalledError),
+                attempts=attempts,
+                wait_s=1.0,
+                max_wait_s=10.0,
+            )(create)
+        except (KafkaException, TransactionStalledError) as exc:
+            raise StreamsError(f"cannot initialise transactions: {exc}") from exc
+        return producer
+
+    def _rewind(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Move ``partitions`` back to their committed offsets (the beginning if none)."""
+        if not partitions:
+            return
+        try:
+            committed = retrying(KafkaException, attempts=10, wait_s=0.5, max_wait_s=5.0)(
+                consumer.committed, partitions, timeout=_TXN_CALL_TIMEOUT_S
+            )
+        except KafkaException as exc:
+            raise StreamsError(f"cannot read the committed offsets: {exc}") from exc
         for tp in committed:
-            consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            try:
+                consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            except KafkaException as exc:
+                # Not fetching yet (just assigned): it starts from the committed offset anyway.
+                log.debug(
+                    "runtime.seek_skipped", topic=tp.topic, partition=tp.partition, error=str(exc)
+                )
+
+    def _bounded(self, operation: str, call: Callable[[float], None]) -> None:
+        """Run a blocking transactional call with librdkafka's timeout and a hard deadline."""
+        self._calls.run(
+            operation,
+            lambda: call(_TXN_CALL_TIMEOUT_S),
+            deadline_s=_TXN_CALL_TIMEOUT_S + _TXN_DEADLINE_MARGIN_S,
+        )
 
     def _dead_letter(self, message: Message, exc: BaseException) -> Output:
         self.stats["dead_letters"] += 1
@@ -315,8 +462,14 @@ class StreamRuntime:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for partition in sorted({tp.partition for tp in partitions} - self._owned):
             for table in self.tables.values():
-                restored = table.restore(partition, self._read_changelog(table, partition))
-                log.info("restored %s[%d]: %d records", table.name, partition, restored)
+                restored = table.restore(
+                    partition,
+                    self._read_changelog(table, partition),
+                    buffer_bytes=self.config.restore_buffer_bytes,
+                )
+                log.info(
+                    "runtime.restored", table=table.name, partition=partition, records=restored
+                )
             self._owned.add(partition)
             self.processor.on_assigned(partition, self.tables)
 
@@ -333,32 +486,38 @@ class StreamRuntime:
 
     def _read_changelog(
         self, table: StateTable, partition: int
-    ) -> list[tuple[bytes, bytes | None]]:
-        """Every committed record of one changelog partition, oldest first."""
+    ) -> Iterator[tuple[bytes, bytes | None]]:
+        """Every committed record of one changelog partition, oldest first, as they are read.
+
+        A generator: the table writes records away as they come, and the reader's own queue
+        is capped at the restore buffer, so a changelog larger than memory restores.
+        """
+        budget = self.config.restore_buffer_bytes
         reader = Consumer(
             {
-                "bootstrap.servers": self.config.kafka.bootstrap_servers,
+                **self.config.kafka.client_config(),
                 "group.id": f"{self.config.group_id}.restore",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
+                "queued.max.messages.kbytes": max(1, budget // 1024),
+                "max.partition.fetch.bytes": max(1024, budget),
             }
         )
         try:
             tp = TopicPartition(table.changelog, partition)
             low, high = _watermarks(reader, tp)
-            records: list[tuple[bytes, bytes | None]] = []
             if high <= low:
-                return records
+                return
             reader.assign([TopicPartition(table.changelog, partition, OFFSET_BEGINNING)])
             deadline = time.monotonic() + self.config.transaction_timeout_ms / 1000 + 60
             while time.monotonic() < deadline:
-                for message in reader.consume(1000, 0.5):
+                for message in reader.consume(500, 0.5):
                     key = message.key()
                     if message.error() is None and key is not None:
-                        records.append((key, message.value()))
+                        yield key, message.value()
                 (position,) = reader.position([tp])
                 if position.offset >= high:
-                    return records
+                    return
             raise StreamsError(f"restoring {table.changelog}[{partition}] did not reach {high}")
         finally:
             reader.close()
@@ -387,7 +546,7 @@ class StreamRuntime:
 
     def _producer_config(self) -> dict[str, Any]:
         return {
-            "bootstrap.servers": self.config.kafka.bootstrap_servers,
+            **self.config.kafka.client_config(),
             "client.id": f"{self.config.kafka.client_id}-{self.config.app_id}",
             "transactional.id": self.config.transactional_id,
             "transaction.timeout.ms": self.config.transaction_timeout_ms,
@@ -399,7 +558,7 @@ class StreamRuntime:
 
     def _consumer_config(self) -> dict[str, Any]:
         return {
-            "bootstrap.servers": self.config.kafka.bootstrap_servers,
+            **self.config.kafka.client_config(),
             "client.id": f"{self.config.kafka.client_id}-{self.config.app_id}",
             "group.id": self.config.group_id,
             "enable.auto.commit": False,
@@ -420,6 +579,14 @@ class StreamRuntime:
         if self._consumer is None or self._producer is None:
             raise StreamsError("the runtime is not started")
         return self._consumer, self._producer
+
+
+def _dispose(producer: Producer) -> None:
+    """Drop a producer that is no longer used, off the processing thread."""
+    try:
+        producer.purge()
+    except (KafkaException, RuntimeError) as exc:
+        log.debug("runtime.purge_failed", error=str(exc))
 
 
 def _where(message: Message) -> tuple[str, int, int]:
@@ -447,7 +614,7 @@ def _retrying(call: Callable[[], None], attempts: int = 3) -> None:
             error: KafkaError = exc.args[0]
             if not error.retriable() or attempt == attempts - 1:
                 raise
-            log.warning("retrying after a retriable error: %s", error)
+            log.warning("runtime.retrying", error=str(error))
             time.sleep(0.5 * (attempt + 1))
 
 
@@ -459,7 +626,8 @@ def _watermarks(reader: Consumer, tp: TopicPartition, timeout_s: float = 30.0) -
             low, high = reader.get_watermark_offsets(tp, timeout=10)
             return low, high
         except KafkaException as exc:
-            # A topic created a moment ago may not be in this new client's metadata yet.
+            # A topic created a moment ago may not be in this new client's metadata yet, or
+            # have no leader yet.
             unknown = exc.args[0].code() in _UNKNOWN_TOPIC_CODES
             if not unknown or time.monotonic() > deadline:
                 raise StreamsError(

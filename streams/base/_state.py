@@ -15,9 +15,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Options, Rdict
+from rocksdict import Options, Rdict, WriteBatch
 
 _TOMBSTONE = None
+DEFAULT_RESTORE_BUFFER_BYTES = 4 * 1024 * 1024
+"""Changelog bytes a restore holds in memory at most before writing them to RocksDB."""
 
 
 def encode_value(value: Any) -> bytes:
@@ -50,6 +52,7 @@ class StateTable:
         self._options = Options(raw_mode=True)
         self._partitions: dict[int, Rdict] = {}
         self._pending: dict[tuple[int, str], bytes | None] = {}
+        self.restore_peak_bytes = 0
 
     @property
     def partitions(self) -> list[int]:
@@ -103,24 +106,46 @@ class StateTable:
         """Forget this transaction's writes (the Kafka transaction was aborted)."""
         self._pending.clear()
 
-    def restore(self, partition: int, records: Iterable[tuple[bytes, bytes | None]]) -> int:
+    def restore(
+        self,
+        partition: int,
+        records: Iterable[tuple[bytes, bytes | None]],
+        *,
+        buffer_bytes: int = DEFAULT_RESTORE_BUFFER_BYTES,
+    ) -> int:
         """Wipe a partition's local copy and rebuild it from changelog records, in order.
 
+        Streaming: ``records`` is consumed as it comes (the runtime passes a generator reading
+        the changelog) and written to RocksDB in write batches of at most ``buffer_bytes``, so a
+        table larger than memory restores; nothing holds the whole changelog.
+
         Returns:
-            How many changelog records were applied.
+            How many changelog records were applied. ``restore_peak_bytes`` then holds the
+            largest write batch it buffered.
         """
         self.drop(partition)
         path = self._directory / str(partition)
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True, exist_ok=True)
         db = Rdict(str(path), self._options)
-        count = 0
+        count, buffered, peak = 0, 0, 0
+        batch = WriteBatch(raw_mode=True)
         for key, value in records:
             if value is None:
-                db.delete(key)
+                batch.delete(key)
             else:
-                db.put(key, value)
+                batch.put(key, value)
+            buffered += len(key) + (0 if value is None else len(value))
             count += 1
+            if buffered >= buffer_bytes:
+                peak = max(peak, buffered)
+                db.write(batch)
+                batch = WriteBatch(raw_mode=True)
+                buffered = 0
+        if not batch.is_empty():
+            peak = max(peak, buffered)
+            db.write(batch)
+        self.restore_peak_bytes = peak
         self._partitions[partition] = db
         return count
 

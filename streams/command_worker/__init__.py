@@ -1,7 +1,7 @@
 """The command worker: commands on Kafka applied once with the command handlers."""
 
-from streams.command_worker._processor import CommandWorker
-from streams.command_worker._registry import (
+from omium.streams.command_worker._processor import CommandWorker
+from omium.streams.command_worker._registry import (
     COMMANDS,
     CommandSpec,
     UnknownCommandError,

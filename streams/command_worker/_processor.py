@@ -9,11 +9,10 @@ as one ``CommandRecorded`` audit event in the same transaction as the consumed o
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from commands import (
+from omium.commands import (
     AlreadyExistsError,
     CommandApplications,
     CommandResult,
@@ -24,8 +23,9 @@ from commands import (
     VoteRejectedError,
 )
 from omium.kernel.errors import DomainError
-from streams.base import COMMAND_ISSUED, Context, Processor, derived_id, output_event
-from streams.command_worker._registry import apply_command
+from omium.kernel.retry import retrying
+from omium.streams.base import COMMAND_ISSUED, Context, Processor, derived_id, output_event
+from omium.streams.command_worker._registry import apply_command
 
 # HTTP-like status per refusal, as the gateway reports the same errors.
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
@@ -82,22 +82,18 @@ class CommandWorker(Processor):
 
     def _apply(self, event: dict[str, Any]) -> CommandResult:
         payload = event["payload"]
-        for attempt in range(_CONFLICT_RETRIES):
-            try:
-                return apply_command(
-                    self._apps,
-                    command=payload["command"],
-                    tenant_id=event["tenant_id"],
-                    target_id=payload["target_id"],
-                    args_json=payload["args"],
-                    idempotency_key=str(payload["command_id"]),
-                )
-            except ConflictError:
-                # Someone else wrote to the aggregate meanwhile: load it again and retry.
-                if attempt == _CONFLICT_RETRIES - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+        # A conflict: someone else wrote to the aggregate meanwhile, so a retry loads their
+        # version (the stale cached copy was dropped): retry at once; each conflict means some
+        # writer made progress, so there is nothing to wait for.
+        return retrying(ConflictError, attempts=_CONFLICT_RETRIES)(
+            apply_command,
+            self._apps,
+            command=payload["command"],
+            tenant_id=event["tenant_id"],
+            target_id=payload["target_id"],
+            args_json=payload["args"],
+            idempotency_key=str(payload["command_id"]),
+        )
 
     def _record(
         self, ctx: Context, event: dict[str, Any], *, refused: str | None, status: int

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from commands import CommandApplications, CommandResult
-from commands.errors import InvalidCommandError
+from omium.commands import CommandApplications, CommandResult
+from omium.commands.errors import InvalidCommandError
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class CommandSpec:
     """How to call one command handler.
 
     Attributes:
-        application: Attribute of :class:`commands.CommandApplications` (``executions``, ...).
+        application: Attribute of :class:`omium.commands.CommandApplications` (``executions``, ...).
         handler: Method name on that application.
         datetimes: Arguments sent as ISO-8601 text that the handler takes as ``datetime``.
     """
@@ -42,6 +42,9 @@ COMMANDS: Mapping[str, CommandSpec] = {
     "executions.roll_back_to_checkpoint": CommandSpec("executions", "roll_back_to_checkpoint"),
     "executions.request_human_approval": CommandSpec(
         "executions", "request_human_approval", ("deadline", "now")
+    ),
+    "executions.apply_approval_default": CommandSpec(
+        "executions", "apply_approval_default", ("now",)
     ),
 }
 """Every command the worker applies."""

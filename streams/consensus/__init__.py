@@ -1,5 +1,5 @@
 """The consensus processor: votes in, one decision per round out."""
 
-from streams.consensus._processor import ROUNDS, ConsensusProcessor, UnknownRoundError
+from omium.streams.consensus._processor import ROUNDS, ConsensusProcessor, UnknownRoundError
 
 __all__ = ["ROUNDS", "ConsensusProcessor", "UnknownRoundError"]

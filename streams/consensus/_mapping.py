@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from commands.consensus import Evaluation, RoundRule
+from omium.commands.consensus import Evaluation, RoundRule
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,16 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from commands.consensus import Evaluation, RoundStatus, evaluate
-from streams.base import Context, Processor, StateTable, command_event, derived_id, output_event
-from streams.consensus import _mapping as m
+from omium.commands.consensus import Evaluation, RoundStatus, evaluate
+from omium.streams.base import (
+    Context,
+    Processor,
+    StateTable,
+    command_event,
+    derived_id,
+    output_event,
+)
+from omium.streams.consensus import _mapping as m
 
 ROUNDS = "rounds"
 _REJECTED_IDS_KEPT = 1000
@@ -129,16 +136,24 @@ class ConsensusProcessor(Processor):
     # ------------------------------------------------------------------ timers
 
     def on_tick(self, ctx: Context) -> None:
-        """Decide every round of the partition whose deadline (plus grace) has passed."""
+        """Decide every round of the partition whose deadline (plus grace) has passed.
+
+        A round decided here stays in the heap until a later tick finds it decided in the
+        table: the decision is only a write of this tick's transaction, and if that aborts the
+        table is rolled back (the round is open again) and the next tick must decide it again.
+        """
         heap = self._deadlines.get(ctx.partition, [])
+        due: list[tuple[datetime, str]] = []
         while heap and heap[0][0] + self._grace <= ctx.now:
-            deadline, round_id = heapq.heappop(heap)
+            due.append(heapq.heappop(heap))
+        for deadline, round_id in due:
             state = ctx.get(ROUNDS, round_id)
             if state is None or state["status"] != "open":
-                continue
+                continue  # decided (and committed) before: done with it
             evaluation = evaluate(m.round_rule(state), state["votes"], deadline_passed=True)
             self._decide(ctx, round_id, state, evaluation, at=deadline, cause=None)
             ctx.put(ROUNDS, round_id, state)
+            heapq.heappush(heap, (deadline, round_id))  # until the decision is committed
 
     def on_assigned(self, partition: int, tables: dict[str, StateTable]) -> None:
         """Load the deadlines of the partition's open rounds."""

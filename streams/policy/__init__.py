@@ -1,8 +1,16 @@
 """The policy processor: Rego policies (regopy bundles) on step outputs and calls."""
 
-from streams.policy._feed import PolicyFeed
-from streams.policy._processor import HALTS, RUNS, PolicyProcessor
-from streams.policy._registry import CompiledPolicy, PolicyEvaluationFailure, PolicyRegistry
+from omium.streams.policy._feed import PolicyFeed
+from omium.streams.policy._mapping import (
+    SPAN_TARGETS,
+    add_usage,
+    new_run,
+    run_view,
+    span_document,
+    step_document,
+)
+from omium.streams.policy._processor import HALTS, RUNS, PolicyProcessor
+from omium.streams.policy._registry import CompiledPolicy, PolicyEvaluationFailure, PolicyRegistry
 
 __all__ = [
     "HALTS",
@@ -12,4 +20,11 @@ __all__ = [
     "PolicyFeed",
     "PolicyProcessor",
     "PolicyRegistry",
+    # the input documents, for evaluating the same policies elsewhere (the worker's gate)
+    "SPAN_TARGETS",
+    "add_usage",
+    "new_run",
+    "run_view",
+    "span_document",
+    "step_document",
 ]

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
+from typing import Any
 
+import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from omium.kernel.errors import OmiumError
 from omium.kernel.kafka import topic_name
 from omium.kernel.serde import AvroSerde
 from omium.kernel.settings import KafkaSettings
-from streams.errors import StreamsError
-from streams.policy._mapping import policy_of
-from streams.policy._registry import PolicyRegistry
+from omium.streams.errors import StreamsError
+from omium.streams.policy._mapping import policy_of
+from omium.streams.policy._registry import PolicyRegistry
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class PolicyFeed:
@@ -57,7 +58,7 @@ class PolicyFeed:
     def _catch_up(self) -> int:
         consumer = Consumer(
             {
-                "bootstrap.servers": self._kafka.bootstrap_servers,
+                **self._kafka.client_config(),
                 "group.id": f"policy-feed-{uuid.uuid4()}",  # never commits: assign only
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
@@ -77,7 +78,7 @@ class PolicyFeed:
         consumer.close()
         raise StreamsError(f"could not read {self._topic} to its end")
 
-    def _apply(self, messages: list) -> int:
+    def _apply(self, messages: list[Any]) -> int:
         loaded = 0
         for message in messages:
             if message.error() is not None:
@@ -91,5 +92,5 @@ class PolicyFeed:
             policy = policy_of(event)
             if self.registry.publish(policy):
                 loaded += 1
-                log.info("loaded policy %s v%d", policy.policy_id, policy.version)
+                log.info("policy_feed.loaded", policy_id=policy.policy_id, version=policy.version)
         return loaded

@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from streams.policy._registry import CompiledPolicy
+from omium.streams.policy._registry import CompiledPolicy
 
 SPAN_TARGETS = {"llm_call": "llm_call", "tool_call": "tool_call"}
 

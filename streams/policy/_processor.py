@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from streams.base import Context, Processor, command_event, derived_id, output_event
-from streams.policy import _mapping as m
-from streams.policy._feed import PolicyFeed
-from streams.policy._registry import CompiledPolicy, PolicyEvaluationFailure
+from omium.streams.base import Context, Processor, command_event, derived_id, output_event
+from omium.streams.policy import _mapping as m
+from omium.streams.policy._feed import PolicyFeed
+from omium.streams.policy._registry import CompiledPolicy, PolicyEvaluationFailure
 
 RUNS = "runs"
 HALTS = "halts"

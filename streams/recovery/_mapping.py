@@ -11,7 +11,12 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from streams.recovery._planning import Plan, signature
+from omium.streams.recovery._planning import Plan, signature
+
+FAILURE = "failure"
+"""Internal record type: a failure to plan for (records without a type are failures too)."""
+OUTCOME = "outcome"
+"""Internal record type: what became of the plan made for a run's step."""
 
 
 def run_facts(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -48,6 +53,7 @@ def regrouped(
     workflow = failure["details"].get("workflow_id") or run.get("workflow")
     return {
         **failure,
+        "type": FAILURE,
         "attempts": attempts,
         "workflow": workflow,
         # The failing worker names the checkpoint its attempt started from; the run's newest
@@ -60,6 +66,45 @@ def regrouped(
             message=failure["message"],
         ),
     }
+
+
+def outcome(
+    *,
+    signature: str,
+    execution_id: str,
+    step_id: str | None,
+    success: bool,
+    attempt: int = 0,
+    cost_usd: float = 0.0,
+    cause: str,
+) -> dict[str, Any]:
+    """The record telling the by-signature stage what became of a run's step after a plan.
+
+    Args:
+        signature: The signature of the failure the plan was made for.
+        execution_id: The run.
+        step_id: The step.
+        success: Whether the step passed (else it failed again or the run ended).
+        attempt: The attempt that passed.
+        cost_usd: Its LLM cost.
+        cause: The event type that told (for logs and tests).
+    """
+    return {
+        "type": OUTCOME,
+        "signature": signature,
+        "execution_id": execution_id,
+        "step_id": step_id,
+        "success": success,
+        "attempt": attempt,
+        "cost_usd": cost_usd,
+        "cause": cause,
+    }
+
+
+def completed_step(event: Mapping[str, Any]) -> tuple[str, int, float]:
+    """Step id, attempt and cost of a ``StepCompleted`` event."""
+    payload = event["payload"]
+    return str(payload["step_id"]), int(payload["attempt"]), float(payload.get("cost_usd") or 0.0)
 
 
 def planned_payload(
@@ -80,6 +125,10 @@ def planned_payload(
         "target_checkpoint_id": _uuid_or_none(chosen.checkpoint_id),
         "fallback_agent": chosen.fallback_agent,
         "fallback_model": chosen.fallback_model,
+        "decided_by": chosen.decided_by,
+        "action_key": chosen.key,
+        "default_action_key": chosen.default_key,
+        "statistics": [stats.to_record() for stats in chosen.statistics],
     }
 
 

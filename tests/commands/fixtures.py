@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from commands import Backend, CommandApplication, event_store_env
+from omium.commands import Backend, CommandApplication, event_store_env
 from omium.kernel.settings import OmiumSettings
 
 App = TypeVar("App", bound=CommandApplication)

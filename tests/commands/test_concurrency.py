@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from commands import CommandResult, ConflictError, ExecutionsApplication
+from omium.commands import CommandResult, ConflictError, ExecutionsApplication
 from tests.commands.helpers import event_names
 
 
@@ -107,11 +107,6 @@ def test_commands_on_different_runs_do_not_conflict(
     tenant = tenant_factory()
     runs = [running_step(executions, tenant) for _ in range(4)]
 
-    outcomes = race(
-        *[
-            (lambda r=r: executions.complete_step(tenant, r, step_id="a"))  # type: ignore[misc]
-            for r in runs
-        ]
-    )
+    outcomes = race(*[(lambda r=r: executions.complete_step(tenant, r, step_id="a")) for r in runs])
 
     assert all(isinstance(o, CommandResult) for o in outcomes), outcomes

@@ -13,16 +13,16 @@ from uuid import uuid4
 
 from eventsourcing.application import Application
 
-from commands import (
+from omium.commands import (
     ConsensusApplication,
     ExecutionsApplication,
     PoliciesApplication,
     WorkflowsApplication,
 )
-from commands.consensus import ConsensusRound
-from commands.executions import Execution
-from commands.policies import Policy
-from commands.workflows import Workflow
+from omium.commands.consensus import ConsensusRound
+from omium.commands.executions import Execution
+from omium.commands.policies import Policy
+from omium.commands.workflows import ConcurrencyLimits, Workflow
 
 # Every event also has the library's originator_id (aggregate id), originator_version
 # (aggregate version) and timestamp; the first event of an aggregate also has originator_topic.
@@ -34,10 +34,40 @@ CATALOGUE: dict[type, dict[str, list[str]]] = {
         "WorkflowVersionPublished": ["tenant_id", "definition_version", "definition"],
     },
     Execution: {
-        "ExecutionStarted": ["tenant_id", "workflow_id", "workflow_version", "input"],
+        "ExecutionStarted": [
+            "tenant_id",
+            "workflow_id",
+            "workflow_version",
+            "input",
+            "max_cost_usd",
+            "max_tokens",
+        ],
+        "ExecutionForked": [
+            "tenant_id",
+            "workflow_id",
+            "workflow_version",
+            "input",
+            "parent_execution_id",
+            "parent_workflow_version",
+            "forked_from_checkpoint_id",
+            "checkpoint_step_id",
+            "checkpoint_position",
+            "steps",
+            "state_edited",
+            "start_checkpoint_id",
+        ],
         "StepScheduled": ["tenant_id", "step_id", "agent"],
         "StepStarted": ["tenant_id", "step_id", "attempt"],
-        "StepCompleted": ["tenant_id", "step_id", "attempt", "output"],
+        "StepCompleted": [
+            "tenant_id",
+            "step_id",
+            "attempt",
+            "output",
+            "tokens_in",
+            "tokens_out",
+            "cost_usd",
+            "model",
+        ],
         "StepFailed": ["tenant_id", "step_id", "attempt", "error", "error_type", "retryable"],
         "CheckpointCreated": [
             "tenant_id",
@@ -51,13 +81,66 @@ CATALOGUE: dict[type, dict[str, list[str]]] = {
             "object_key",
         ],
         "ExecutionRolledBack": ["tenant_id", "checkpoint_id", "step_id", "position", "reason"],
-        "HumanApprovalRequested": ["tenant_id", "step_id", "deadline", "default_action", "prompt"],
+        "CheckpointsPruned": ["tenant_id", "checkpoints", "keep_last", "max_age_s", "pruned_at"],
+        "HumanApprovalRequested": [
+            "tenant_id",
+            "step_id",
+            "deadline",
+            "default_action",
+            "prompt",
+            "approvers",
+            "approver_role",
+            "escalation",
+        ],
+        "HumanApprovalEscalated": [
+            "tenant_id",
+            "step_id",
+            "approvers",
+            "approver_role",
+            "deadline",
+            "default_action",
+            "previous_deadline",
+            "escalated_at",
+        ],
         "HumanApprovalGranted": ["tenant_id", "step_id", "decided_by", "comment", "by_default"],
         "HumanApprovalRejected": ["tenant_id", "step_id", "decided_by", "comment", "by_default"],
         "ExecutionCompleted": ["tenant_id", "output"],
         "ExecutionFailed": ["tenant_id", "error", "error_type"],
         "ExecutionHalted": ["tenant_id", "reason", "policy_id"],
         "ExecutionCancelled": ["tenant_id", "reason", "requested_by"],
+        "RecoverySuggested": [
+            "tenant_id",
+            "suggestion_id",
+            "failure_id",
+            "step_id",
+            "diagnosis",
+            "fix",
+            "requested_by",
+            "usage",
+        ],
+        "RecoverySuggestionApproved": [
+            "tenant_id",
+            "suggestion_id",
+            "decided_by",
+            "fix",
+            "edited",
+            "comment",
+        ],
+        "RecoverySuggestionRejected": ["tenant_id", "suggestion_id", "decided_by", "comment"],
+    },
+    ConcurrencyLimits: {
+        "ConcurrencyLimitsSet": [
+            "tenant_id",
+            "max_running_executions",
+            "max_concurrent_steps",
+            "workflows",
+        ],
+        "ConcurrencyLimitsChanged": [
+            "tenant_id",
+            "max_running_executions",
+            "max_concurrent_steps",
+            "workflows",
+        ],
     },
     ConsensusRound: {
         "ConsensusRoundOpened": [

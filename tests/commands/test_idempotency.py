@@ -16,7 +16,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment
 
-from commands import (
+from omium.commands import (
     CommandResult,
     ExecutionsApplication,
     IdempotencyKeyReusedError,
@@ -25,8 +25,8 @@ from commands import (
     InvalidCommandError,
     command_fingerprint,
 )
-from commands._idempotency import IDEMPOTENCY_KWARG
-from commands._persistence import construct_idempotent_recorder
+from omium.commands._idempotency import IDEMPOTENCY_KWARG
+from omium.commands._persistence import construct_idempotent_recorder
 from tests.commands.helpers import log_position
 
 # Store contract --------------------------------------------------------------------------

@@ -12,15 +12,15 @@ import pytest
 from eventsourcing.persistence import OperationalError
 from pydantic import SecretStr
 
-from commands import (
+from omium.commands import (
     EVENT_STORE_SCHEMA,
     CommandApplications,
     EventStoreError,
     ExecutionsApplication,
     event_store_env,
 )
-from commands._application import translate_persistence_errors
-from commands._idempotency import IDEMPOTENCY_TABLE
+from omium.commands._application import translate_persistence_errors
+from omium.commands._idempotency import IDEMPOTENCY_TABLE
 from omium.kernel.errors import ConfigurationError, PersistenceError
 from omium.kernel.settings import OmiumSettings, PostgresSettings
 

@@ -46,12 +46,19 @@ def test_the_demo_detects_the_hallucination_rolls_back_and_reaches_consensus(
     isolated: tuple[str, str], tmp_path: Path
 ) -> None:
     prefix, schema = isolated
-    env = {**os.environ, "OMIUM_KAFKA__TOPIC_PREFIX": prefix, "OMIUM_KAFKA__PARTITIONS": "3",
-           "COLUMNS": "160"}
+    env = {
+        **os.environ,
+        "OMIUM_KAFKA__TOPIC_PREFIX": prefix,
+        "OMIUM_KAFKA__PARTITIONS": "3",
+        "COLUMNS": "160",
+    }
     started = time.monotonic()
     result = subprocess.run(
         [str(OMIUM), "demo", "--schema", schema, "--log-file", str(tmp_path / "demo.log")],
-        env=env, capture_output=True, text=True, timeout=150,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
     )
     took = time.monotonic() - started
     output = result.stdout
@@ -66,7 +73,9 @@ def test_the_demo_detects_the_hallucination_rolls_back_and_reaches_consensus(
         "the run went as designed",
     ):
         assert expected in output, f"{expected!r} missing from:\n{output}"
-    timeline = output[output.index("Timeline of run"):output.index("Steps")]
-    order = [timeline.index(text) for text in
-             ("failure: hallucination", "rolled back", "consensus reached", "run completed")]
+    timeline = output[output.index("Timeline of run") : output.index("Steps")]
+    order = [
+        timeline.index(text)
+        for text in ("failure: hallucination", "rolled back", "consensus reached", "run completed")
+    ]
     assert order == sorted(order), timeline

@@ -11,7 +11,7 @@ import json
 import socket
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,15 +26,16 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from jwt.algorithms import RSAAlgorithm
 
-from gateway import (
+from omium.gateway import (
     DEV_JWT_SECRET,
     GatewayServices,
     InMemoryAuditSink,
+    PostgresApiKeyStore,
     create_app,
     in_memory_services,
     mint_token,
 )
-from gateway.api import discover_routers
+from omium.gateway.api import discover_routers
 from omium.kernel.kafka import admin_client
 from omium.kernel.settings import OmiumSettings, load_settings
 
@@ -60,8 +61,9 @@ def gateway_settings_factory() -> SettingsFactory:
         for group in ("auth", "rate_limit"):
             if group in gateway:
                 current = getattr(base.gateway, group)
-                nested[group] = current.model_validate({**current.model_dump(),
-                                                        **gateway.pop(group)})
+                nested[group] = current.model_validate(
+                    {**current.model_dump(), **gateway.pop(group)}
+                )
         merged = {**base.gateway.model_dump(), **gateway, **nested}
         return base.model_copy(update={"gateway": type(base.gateway).model_validate(merged)})
 
@@ -124,8 +126,9 @@ def async_client_factory() -> Callable[[FastAPI], httpx.AsyncClient]:
     """Builds an ``httpx.AsyncClient`` calling the app in-process on the current loop."""
 
     def build(app: FastAPI) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://gateway.test")
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
+        )
 
     return build
 
@@ -184,7 +187,8 @@ def closed_port() -> int:
     """A local TCP port nothing listens on."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 # --- live servers (integration): required, never skipped; `omium up` starts them ---------------
@@ -198,8 +202,10 @@ def live_postgres() -> OmiumSettings:
         with psycopg.connect(settings.postgres.dsn(), connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        pytest.fail(f"PostgreSQL at {settings.postgres.host}:{settings.postgres.port} is not "
-                    f"reachable ({type(exc).__name__}); run `omium up`")
+        pytest.fail(
+            f"PostgreSQL at {settings.postgres.host}:{settings.postgres.port} is not "
+            f"reachable ({type(exc).__name__}); run `omium up`"
+        )
     return settings
 
 
@@ -211,8 +217,9 @@ def live_redis() -> OmiumSettings:
     try:
         client.ping()
     except redis.RedisError as exc:
-        pytest.fail(f"Redis at {settings.redis.url} is not reachable ({type(exc).__name__}); "
-                    "run `omium up`")
+        pytest.fail(
+            f"Redis at {settings.redis.url} is not reachable ({type(exc).__name__}); run `omium up`"
+        )
     finally:
         client.close()
     return settings
@@ -221,10 +228,8 @@ def live_redis() -> OmiumSettings:
 @pytest.fixture
 async def postgres_store_factory(
     live_postgres: OmiumSettings,
-) -> AsyncIterator[Callable[[], Any]]:
+) -> AsyncIterator[Callable[[], Awaitable[PostgresApiKeyStore]]]:
     """Builds migrated PostgreSQL API key stores on the test's loop; closes them afterwards."""
-    from gateway import PostgresApiKeyStore
-
     stores: list[PostgresApiKeyStore] = []
 
     async def build() -> PostgresApiKeyStore:
@@ -264,8 +269,7 @@ class JwksServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/.well-known/jwks.json"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -308,6 +312,7 @@ def live_kafka() -> OmiumSettings:
     try:
         admin_client(settings.kafka).list_topics(timeout=5)
     except KafkaException as exc:
-        pytest.fail(f"Kafka at {settings.kafka.bootstrap_servers} is not reachable ({exc}); "
-                    "run `omium up`")
+        pytest.fail(
+            f"Kafka at {settings.kafka.bootstrap_servers} is not reachable ({exc}); run `omium up`"
+        )
     return settings

@@ -13,8 +13,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from structlog.testing import capture_logs
 
-from commands.errors import NotFoundError
-from gateway import (
+from omium.commands.errors import NotFoundError
+from omium.gateway import (
     AuditEntry,
     Command,
     InMemoryAuditSink,
@@ -65,15 +65,27 @@ def entries(app: FastAPI, audit_of: Callable[[FastAPI], InMemoryAuditSink]) -> l
 
 
 def test_accepted_command_is_recorded(
-    client: TestClient, entries: list[AuditEntry], auth_factory: Callable[..., dict[str, str]],
+    client: TestClient,
+    entries: list[AuditEntry],
+    auth_factory: Callable[..., dict[str, str]],
 ) -> None:
-    response = client.post("/api/v1/runs/r1/halt",
-                           headers={**auth_factory("operator", sub="ops"), "Idempotency-Key": "k-1",
-                                    "X-Request-ID": "req-123"})
+    response = client.post(
+        "/api/v1/runs/r1/halt",
+        headers={
+            **auth_factory("operator", sub="ops"),
+            "Idempotency-Key": "k-1",
+            "X-Request-ID": "req-123",
+        },
+    )
     assert response.status_code == 200
     [entry] = entries
     assert (entry.command, entry.target, entry.result, entry.status, entry.reason) == (
-        "executions.halt", "r1", "accepted", 200, None)
+        "executions.halt",
+        "r1",
+        "accepted",
+        200,
+        None,
+    )
     assert entry.principal.subject == "ops" and entry.principal.tenant_id == "acme"
     assert (entry.request_id, entry.idempotency_key) == ("req-123", "k-1")
     assert response.headers["x-request-id"] == "req-123"
@@ -88,8 +100,13 @@ def test_accepted_command_is_recorded(
     ],
 )
 def test_refused_commands_are_recorded(
-    client: TestClient, entries: list[AuditEntry], auth_factory: Callable[..., dict[str, str]],
-    path: str, role: str, status: int, reason: str,
+    client: TestClient,
+    entries: list[AuditEntry],
+    auth_factory: Callable[..., dict[str, str]],
+    path: str,
+    role: str,
+    status: int,
+    reason: str,
 ) -> None:
     with capture_logs():
         response = client.post(path, headers=auth_factory(role))
@@ -100,37 +117,50 @@ def test_refused_commands_are_recorded(
 
 
 def test_validation_refusals_are_recorded(
-    client: TestClient, entries: list[AuditEntry], auth_factory: Callable[..., dict[str, str]],
+    client: TestClient,
+    entries: list[AuditEntry],
+    auth_factory: Callable[..., dict[str, str]],
 ) -> None:
-    response = client.post("/api/v1/api-keys", json={"role": "nope"},
-                           headers=auth_factory("admin"))
+    response = client.post("/api/v1/api-keys", json={"role": "nope"}, headers=auth_factory("admin"))
     assert response.status_code == 422
     [entry] = entries
-    assert (entry.command, entry.result, entry.reason) == ("api_keys.create", "refused",
-                                                           "validation-error")
+    assert (entry.command, entry.result, entry.reason) == (
+        "api_keys.create",
+        "refused",
+        "validation-error",
+    )
     assert entry.target == "/api/v1/api-keys"
 
 
 def test_rate_limited_commands_are_recorded(
-    app_factory: Callable[..., FastAPI], services_factory: Callable[..., Any],
+    app_factory: Callable[..., FastAPI],
+    services_factory: Callable[..., Any],
     gateway_settings_factory: Callable[..., OmiumSettings],
-    client_factory: Callable[..., TestClient], auth_factory: Callable[..., dict[str, str]],
+    client_factory: Callable[..., TestClient],
+    auth_factory: Callable[..., dict[str, str]],
     audit_of: Callable[[FastAPI], InMemoryAuditSink],
 ) -> None:
-    tier = {"tenant": {"capacity": 1, "refill_per_s": 0.01},
-            "api_key": {"capacity": 1, "refill_per_s": 0.01}}
+    tier = {
+        "tenant": {"capacity": 1, "refill_per_s": 0.01},
+        "api_key": {"capacity": 1, "refill_per_s": 0.01},
+    }
     settings = gateway_settings_factory(rate_limit={"tiers": {"standard": tier}})
-    app = app_factory(settings=settings, services=services_factory(settings),
-                      extra_routers=[router])
+    app = app_factory(
+        settings=settings, services=services_factory(settings), extra_routers=[router]
+    )
     client = client_factory(app)
     for _ in range(2):
         client.post("/api/v1/runs/r1/halt", headers=auth_factory("operator"))
-    assert [(e.result, e.status) for e in audit_of(app).entries] == [("accepted", 200),
-                                                                     ("refused", 429)]
+    assert [(e.result, e.status) for e in audit_of(app).entries] == [
+        ("accepted", 200),
+        ("refused", 429),
+    ]
 
 
 def test_reads_and_unauthenticated_requests_are_not_recorded(
-    client: TestClient, entries: list[AuditEntry], auth_factory: Callable[..., dict[str, str]],
+    client: TestClient,
+    entries: list[AuditEntry],
+    auth_factory: Callable[..., dict[str, str]],
 ) -> None:
     client.get("/api/v1/runs/r1", headers=auth_factory("viewer"))
     client.post("/api/v1/runs/r1/halt")
@@ -138,16 +168,19 @@ def test_reads_and_unauthenticated_requests_are_not_recorded(
 
 
 def test_a_failing_sink_does_not_change_the_response(
-    app_factory: Callable[..., FastAPI], services_factory: Callable[..., Any],
-    gateway_settings: OmiumSettings, client_factory: Callable[..., TestClient],
+    app_factory: Callable[..., FastAPI],
+    services_factory: Callable[..., Any],
+    gateway_settings: OmiumSettings,
+    client_factory: Callable[..., TestClient],
     auth_factory: Callable[..., dict[str, str]],
 ) -> None:
     class BrokenSink(InMemoryAuditSink):
         async def _write(self, entry: AuditEntry) -> None:
             raise OSError("kafka is down")
 
-    app = app_factory(services=services_factory(gateway_settings, audit=BrokenSink()),
-                      extra_routers=[router])
+    app = app_factory(
+        services=services_factory(gateway_settings, audit=BrokenSink()), extra_routers=[router]
+    )
     client = client_factory(app)
     with capture_logs() as logs:
         response = client.post("/api/v1/runs/r1/halt", headers=auth_factory("operator"))
@@ -162,9 +195,15 @@ def test_a_failing_sink_does_not_change_the_response(
 def entry(target: str = "run-1", **overrides: Any) -> AuditEntry:
     principal = Principal("api-key:abc", "acme", frozenset({Role.DEVELOPER}), "api_key", "abc")
     values: dict[str, Any] = {
-        "principal": principal, "command": "executions.start", "target": target,
-        "result": "refused", "status": 409, "reason": "invalid-transition",
-        "request_id": "req-1", "idempotency_key": "k", "source_ip": "10.0.0.1",
+        "principal": principal,
+        "command": "executions.start",
+        "target": target,
+        "result": "refused",
+        "status": 409,
+        "reason": "invalid-transition",
+        "request_id": "req-1",
+        "idempotency_key": "k",
+        "source_ip": "10.0.0.1",
     }
     values.update(overrides)
     return AuditEntry(**values)
@@ -187,12 +226,16 @@ def test_command_recorded_event_is_valid_and_self_verifying(serde: AvroSerde) ->
 @pytest.mark.integration
 def test_kafka_sink_publishes_command_recorded(serde: AvroSerde, live_kafka: OmiumSettings) -> None:
     kafka = live_kafka.kafka.model_copy(
-        update={"topic_prefix": f"test-{uuid.uuid4().hex[:10]}", "partitions": 1})
+        update={"topic_prefix": f"test-{uuid.uuid4().hex[:10]}", "partitions": 1}
+    )
     ensure_topics(kafka)
     sink = KafkaAuditSink(EventProducer(kafka, serde), serde)
     target = f"run-{uuid.uuid4()}"
-    asyncio.run(sink.record(entry().principal, "executions.halt", target, "accepted", 200,
-                            request_id="req-9"))
+    asyncio.run(
+        sink.record(
+            entry().principal, "executions.halt", target, "accepted", 200, request_id="req-9"
+        )
+    )
     asyncio.run(sink.close())
 
     consumer = Consumer(consumer_config(kafka, f"audit-{uuid.uuid4()}"))

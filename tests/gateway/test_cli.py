@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from gateway import DEV_JWT_SECRET
 from omium.cli import app
+from omium.gateway import DEV_JWT_SECRET
 
 
 @pytest.fixture
@@ -21,29 +21,47 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 
 
 def test_token_is_accepted_by_the_gateway(
-    runner: CliRunner, client_factory: Callable[..., TestClient],
+    runner: CliRunner,
+    client_factory: Callable[..., TestClient],
 ) -> None:
-    result = runner.invoke(app, ["token", "--sub", "alice", "--tenant", "acme",
-                                 "--role", "developer", "--role", "viewer", "--ttl", "120"])
+    result = runner.invoke(
+        app,
+        [
+            "token",
+            "--sub",
+            "alice",
+            "--tenant",
+            "acme",
+            "--role",
+            "developer",
+            "--role",
+            "viewer",
+            "--ttl",
+            "120",
+        ],
+    )
     assert result.exit_code == 0, result.output
     token = result.stdout.strip()
     claims = jwt.decode(token, DEV_JWT_SECRET, algorithms=["HS256"], audience="omium")
     assert claims["exp"] - claims["iat"] == 120
     assert (claims["sub"], claims["tenant_id"], claims["roles"]) == (
-        "alice", "acme", ["developer", "viewer"])
+        "alice",
+        "acme",
+        ["developer", "viewer"],
+    )
     me = client_factory().get("/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
     assert me.json()["role"] == "developer"
 
 
-def test_token_uses_the_configured_secret(runner: CliRunner,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_uses_the_configured_secret(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OMIUM_GATEWAY__AUTH__JWT_SECRET", "k" * 40)
     result = runner.invoke(app, ["token", "--sub", "a", "--tenant", "t", "--role", "admin"])
     jwt.decode(result.stdout.strip(), "k" * 40, algorithms=["HS256"], audience="omium")
 
 
-def test_token_is_refused_in_production(runner: CliRunner,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_is_refused_in_production(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMIUM_ENVIRONMENT", "production")
     monkeypatch.setenv("OMIUM_GATEWAY__AUTH__JWT_SECRET", "k" * 40)
     result = runner.invoke(app, ["token", "--sub", "a", "--tenant", "t", "--role", "admin"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,7 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway import (
+from omium.gateway import (
     DEV_JWT_SECRET,
     TokenVerifier,
     create_app,
@@ -26,8 +27,14 @@ SettingsFactory = Callable[..., OmiumSettings]
 
 def claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
-    base = {"sub": "alice", "tenant_id": "acme", "roles": ["developer"], "aud": "omium",
-            "iat": now, "exp": now + 600}
+    base = {
+        "sub": "alice",
+        "tenant_id": "acme",
+        "roles": ["developer"],
+        "aud": "omium",
+        "iat": now,
+        "exp": now + 600,
+    }
     base.update(overrides)
     return {key: value for key, value in base.items() if value is not None}
 
@@ -47,14 +54,18 @@ def assert_401(response: Any, reason: str) -> None:
     assert response.json()["reason"] == reason
 
 
-def test_a_valid_token_authenticates(client: TestClient,
-                                     token_factory: Callable[..., str]) -> None:
+def test_a_valid_token_authenticates(client: TestClient, token_factory: Callable[..., str]) -> None:
     token = token_factory(sub="bob", tenant="globex", roles=("operator", "viewer"))
     response = client.get("/api/v1/whoami", headers=bearer(token))
     assert response.status_code == 200
-    assert response.json() == {"subject": "bob", "tenant_id": "globex",
-                               "roles": ["viewer", "operator"], "role": "operator",
-                               "method": "jwt", "key_id": None}
+    assert response.json() == {
+        "subject": "bob",
+        "tenant_id": "globex",
+        "roles": ["viewer", "operator"],
+        "role": "operator",
+        "method": "jwt",
+        "key_id": None,
+    }
 
 
 def test_expired_token(client: TestClient, token_factory: Callable[..., str]) -> None:
@@ -70,8 +81,7 @@ def test_forged_signature(client: TestClient, token_factory: Callable[..., str])
 
 def test_tampered_payload(client: TestClient, token_factory: Callable[..., str]) -> None:
     header, _, signature = token_factory(claims=claims()).split(".")
-    payload = jwt.utils.base64url_encode(
-        jwt.api_jws.json.dumps(claims(roles=["admin"])).encode()).decode()
+    payload = jwt.utils.base64url_encode(json.dumps(claims(roles=["admin"])).encode()).decode()
     token = f"{header}.{payload}.{signature}"
     assert_401(client.get("/api/v1/whoami", headers=bearer(token)), "invalid_token")
 
@@ -82,15 +92,17 @@ def test_wrong_audience(client: TestClient, token_factory: Callable[..., str]) -
 
 
 @pytest.mark.parametrize("missing", ["sub", "tenant_id", "roles", "exp", "aud"])
-def test_missing_claims(client: TestClient, token_factory: Callable[..., str],
-                        missing: str) -> None:
+def test_missing_claims(
+    client: TestClient, token_factory: Callable[..., str], missing: str
+) -> None:
     token = token_factory(claims=claims(**{missing: None}))
     assert_401(client.get("/api/v1/whoami", headers=bearer(token)), "missing_claim")
 
 
 @pytest.mark.parametrize("bad", [{"roles": "admin"}, {"sub": ""}, {"tenant_id": 7}])
-def test_claims_of_the_wrong_shape(client: TestClient, token_factory: Callable[..., str],
-                                   bad: dict[str, Any]) -> None:
+def test_claims_of_the_wrong_shape(
+    client: TestClient, token_factory: Callable[..., str], bad: dict[str, Any]
+) -> None:
     token = token_factory(claims=claims(**bad))
     assert_401(client.get("/api/v1/whoami", headers=bearer(token)), "missing_claim")
 
@@ -112,8 +124,9 @@ def test_garbage_authorization_headers(client: TestClient, value: str) -> None:
     assert_401(response, "invalid_token")
 
 
-def test_token_and_api_key_together_are_ambiguous(client: TestClient,
-                                                  token_factory: Callable[..., str]) -> None:
+def test_token_and_api_key_together_are_ambiguous(
+    client: TestClient, token_factory: Callable[..., str]
+) -> None:
     headers = {**bearer(token_factory()), "X-API-Key": "omk_abc_def"}
     assert_401(client.get("/api/v1/whoami", headers=headers), "ambiguous")
 
@@ -161,8 +174,9 @@ def rs256(
             self.client = client_factory(settings=settings)
 
         def sign(self, key: Any = None, kid: str = "key-1", **overrides: Any) -> str:
-            return jwt.encode(claims(**overrides), key or private, algorithm="RS256",
-                              headers={"kid": kid})
+            return jwt.encode(
+                claims(**overrides), key or private, algorithm="RS256", headers={"kid": kid}
+            )
 
     return RS256()
 
@@ -175,8 +189,7 @@ def test_rs256_token_verifies_against_jwks(rs256: Any) -> None:
 
 def test_jwks_is_cached(rs256: Any) -> None:
     for _ in range(3):
-        assert rs256.client.get("/api/v1/whoami",
-                                headers=bearer(rs256.sign())).status_code == 200
+        assert rs256.client.get("/api/v1/whoami", headers=bearer(rs256.sign())).status_code == 200
     assert rs256.server.hits == 1
 
 
@@ -200,12 +213,15 @@ def test_rs256_expired_and_wrong_audience(rs256: Any) -> None:
 
 
 def test_jwks_unreachable_is_503(
-    gateway_settings_factory: SettingsFactory, client_factory: Callable[..., TestClient],
-    rsa_key_factory: Callable[..., Any], closed_port: int,
+    gateway_settings_factory: SettingsFactory,
+    client_factory: Callable[..., TestClient],
+    rsa_key_factory: Callable[..., Any],
+    closed_port: int,
 ) -> None:
     private, _ = rsa_key_factory()
     settings = gateway_settings_factory(
-        auth={"jwks_url": f"http://127.0.0.1:{closed_port}/jwks.json", "jwks_timeout_s": 1})
+        auth={"jwks_url": f"http://127.0.0.1:{closed_port}/jwks.json", "jwks_timeout_s": 1}
+    )
     token = jwt.encode(claims(), private, algorithm="RS256", headers={"kid": "key-1"})
     response = client_factory(settings=settings).get("/api/v1/whoami", headers=bearer(token))
     assert response.status_code == 503
@@ -213,15 +229,18 @@ def test_jwks_unreachable_is_503(
 
 
 def test_jwks_only_refuses_hs256(
-    gateway_settings_factory: SettingsFactory, rs256: Any, token_factory: Callable[..., str],
-    client_factory: Callable[..., TestClient], services_factory: Callable[..., Any],
+    gateway_settings_factory: SettingsFactory,
+    rs256: Any,
+    token_factory: Callable[..., str],
+    client_factory: Callable[..., TestClient],
+    services_factory: Callable[..., Any],
 ) -> None:
     """As in production with only a JWKS URL: HS256 is off, even with the right secret."""
     settings = gateway_settings_factory(auth={"jwks_url": rs256.server.url})
-    verifier = TokenVerifier(settings.gateway.auth, secret=None,
-                             jwks_client=jwt.PyJWKClient(rs256.server.url))
-    client = client_factory(settings=settings,
-                            services=services_factory(settings, tokens=verifier))
+    verifier = TokenVerifier(
+        settings.gateway.auth, secret=None, jwks_client=jwt.PyJWKClient(rs256.server.url)
+    )
+    client = client_factory(settings=settings, services=services_factory(settings, tokens=verifier))
     hs256 = token_factory(claims=claims())
     assert_401(client.get("/api/v1/whoami", headers=bearer(hs256)), "invalid_token")
     assert client.get("/api/v1/whoami", headers=bearer(rs256.sign())).status_code == 200
@@ -230,8 +249,9 @@ def test_jwks_only_refuses_hs256(
 def test_production_with_https_jwks_and_no_secret_starts(
     gateway_settings_factory: SettingsFactory,
 ) -> None:
-    settings = gateway_settings_factory(environment="production",
-                                        auth={"jwks_url": "https://idp.example/jwks.json"})
+    settings = gateway_settings_factory(
+        environment="production", auth={"jwks_url": "https://idp.example/jwks.json"}
+    )
     assert resolve_jwt_secret(settings) is None
     create_app(settings, services=in_memory_services(gateway_settings_factory()))
 
@@ -249,7 +269,8 @@ def test_local_and_test_fall_back_to_the_dev_secret(
 
 @pytest.mark.parametrize("secret", [None, DEV_JWT_SECRET, "too-short"])
 def test_production_refuses_to_start_without_a_real_secret(
-    gateway_settings_factory: SettingsFactory, secret: str | None,
+    gateway_settings_factory: SettingsFactory,
+    secret: str | None,
 ) -> None:
     settings = gateway_settings_factory(environment="production", auth={"jwt_secret": secret})
     with pytest.raises(ConfigurationError):
@@ -257,15 +278,15 @@ def test_production_refuses_to_start_without_a_real_secret(
 
 
 def test_production_needs_https_for_jwks(gateway_settings_factory: SettingsFactory) -> None:
-    settings = gateway_settings_factory(environment="production",
-                                        auth={"jwks_url": "http://idp.example/jwks.json"})
+    settings = gateway_settings_factory(
+        environment="production", auth={"jwks_url": "http://idp.example/jwks.json"}
+    )
     with pytest.raises(ConfigurationError, match="https"):
         create_app(settings, services=in_memory_services(gateway_settings_factory()))
 
 
 def test_production_with_a_real_secret_starts(gateway_settings_factory: SettingsFactory) -> None:
-    settings = gateway_settings_factory(environment="production",
-                                        auth={"jwt_secret": "s" * 48})
+    settings = gateway_settings_factory(environment="production", auth={"jwt_secret": "s" * 48})
     assert resolve_jwt_secret(settings) is not None
     create_app(settings, services=in_memory_services(settings))
 
@@ -273,8 +294,7 @@ def test_production_with_a_real_secret_starts(gateway_settings_factory: Settings
 def test_mint_token_refuses_production_and_bad_ttls(
     gateway_settings_factory: SettingsFactory,
 ) -> None:
-    production = gateway_settings_factory(environment="production",
-                                          auth={"jwt_secret": "s" * 48})
+    production = gateway_settings_factory(environment="production", auth={"jwt_secret": "s" * 48})
     with pytest.raises(ConfigurationError):
         mint_token(production, subject="a", tenant_id="t", roles=["admin"])
     local = gateway_settings_factory()

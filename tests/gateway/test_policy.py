@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from gateway import (
+from omium.gateway import (
     API_PREFIX,
     AccessRule,
     Command,
@@ -25,7 +25,7 @@ from gateway import (
     rule_of,
     unguarded_routes,
 )
-from gateway._policy import access_matrix, api_routes
+from omium.gateway._policy import access_matrix, api_routes
 from omium.kernel.errors import ConfigurationError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -132,8 +132,13 @@ def test_rules_are_read_back_from_the_route_table(app: FastAPI) -> None:
 @pytest.mark.parametrize("caller", list(Role))
 @pytest.mark.parametrize(("method", "path", "minimum", "body"), MATRIX)
 def test_role_matrix(
-    client: TestClient, auth_factory: Callable[..., dict[str, str]], caller: Role,
-    method: str, path: str, minimum: Role, body: dict[str, Any] | None,
+    client: TestClient,
+    auth_factory: Callable[..., dict[str, str]],
+    caller: Role,
+    method: str,
+    path: str,
+    minimum: Role,
+    body: dict[str, Any] | None,
 ) -> None:
     response = client.request(method, path, json=body, headers=auth_factory(caller.value))
     if caller.covers(minimum):
@@ -150,41 +155,50 @@ def test_roles_are_ordered() -> None:
 
 
 def test_tenant_comes_from_the_principal_only(
-    client: TestClient, auth_factory: Callable[..., dict[str, str]],
+    client: TestClient,
+    auth_factory: Callable[..., dict[str, str]],
 ) -> None:
     headers = {**auth_factory("viewer", tenant="acme"), "X-Tenant-ID": "globex"}
-    response = client.get("/api/v1/sample/read", params={"tenant_id": "globex"},
-                          headers=headers)
+    response = client.get("/api/v1/sample/read", params={"tenant_id": "globex"}, headers=headers)
     assert response.json() == {"tenant_id": "acme"}
 
 
 def test_tenant_in_a_body_is_refused(
-    client: TestClient, auth_factory: Callable[..., dict[str, str]],
+    client: TestClient,
+    auth_factory: Callable[..., dict[str, str]],
 ) -> None:
-    response = client.post("/api/v1/api-keys", headers=auth_factory("admin"),
-                           json={"name": "k", "role": "viewer", "tenant_id": "globex"})
+    response = client.post(
+        "/api/v1/api-keys",
+        headers=auth_factory("admin"),
+        json={"name": "k", "role": "viewer", "tenant_id": "globex"},
+    )
     assert response.status_code == 422
 
 
 def test_idempotency_key_reaches_the_handler(
-    client: TestClient, auth_factory: Callable[..., dict[str, str]],
+    client: TestClient,
+    auth_factory: Callable[..., dict[str, str]],
 ) -> None:
     headers = auth_factory("operator")
-    sent = client.post("/api/v1/sample/runs", json={}, headers={
-        **headers, "Idempotency-Key": "run-2026-11-26/abc 1"})
+    sent = client.post(
+        "/api/v1/sample/runs",
+        json={},
+        headers={**headers, "Idempotency-Key": "run-2026-11-26/abc 1"},
+    )
     assert sent.json()["idempotency_key"] == "run-2026-11-26/abc 1"
     absent = client.post("/api/v1/sample/runs", json={}, headers=headers)
     assert absent.json()["idempotency_key"] is None
     longest = "k" * 255
-    rolled = client.post("/api/v1/sample/runs/r9/rollback",
-                         headers={**headers, "Idempotency-Key": longest})
+    rolled = client.post(
+        "/api/v1/sample/runs/r9/rollback", headers={**headers, "Idempotency-Key": longest}
+    )
     assert rolled.json() == {"run_id": "r9", "idempotency_key": longest}
 
 
 def test_docs_matrix_matches_the_route_table(app_factory: Callable[..., FastAPI]) -> None:
-    """docs/api.md carries the generated table; regenerate with `python -m gateway routes`."""
+    """docs/api.md carries the generated table; regenerate with `python -m omium.gateway routes`."""
     generated = access_matrix(app_factory())
     assert generated in DOCS.read_text(), (
-        "docs/api.md is out of date: paste the output of `.venv/bin/python -m gateway routes` "
-        "between the route-table markers"
+        "docs/api.md is out of date: paste the output of "
+        "`.venv/bin/python -m omium.gateway routes` between the route-table markers"
     )

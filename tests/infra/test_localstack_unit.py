@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import socket
 import sys
 import time
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from infra.localstack import ComponentStartError, LocalStack
-from infra.localstack._component import Component, Launch
-from infra.localstack._kafka import Kafka, new_cluster_id
-from infra.localstack._proc import is_alive, read_pid, spawn, stop, tail
-from infra.localstack._redis import Redis
+from omium.infra.localstack import PROFILES, ComponentStartError, LocalStack
+from omium.infra.localstack._component import Component, Launch
+from omium.infra.localstack._kafka import Kafka, new_cluster_id
+from omium.infra.localstack._proc import is_alive, read_pid, spawn, stop, tail
+from omium.infra.localstack._redis import Redis
 from omium.kernel.settings import (
     AwsSettings,
     KafkaSettings,
@@ -34,12 +35,32 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _free_port_range(count: int) -> int:
+    """The first of ``count`` consecutive ports nothing listens on."""
+    for base in range(31000, 60000, 97):
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise AssertionError("no free port range")
+
+
 @pytest.fixture
 def isolated(tmp_path: Path) -> OmiumSettings:
     """Settings with a private data folder and ports nothing listens on."""
     return load_settings(
-        stack=StackSettings(data_dir=tmp_path / "omium", start_timeout_s=10, stop_timeout_s=2,
-                            kafka_controller_port=_free_port()),
+        stack=StackSettings(
+            data_dir=tmp_path / "omium",
+            start_timeout_s=10,
+            stop_timeout_s=2,
+            kafka_controller_port=_free_port(),
+            kafka_sasl_port=_free_port(),
+            kafka_ha_port=_free_port_range(6),
+        ),
         kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{_free_port()}"),
         postgres=PostgresSettings(port=_free_port()),
         redis=RedisSettings(url=f"redis://127.0.0.1:{_free_port()}/0"),
@@ -49,8 +70,11 @@ def isolated(tmp_path: Path) -> OmiumSettings:
 
 
 def _properties(path: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines()
-             if line.strip() and not line.startswith("#"))
+    pairs = (
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
     return {key.strip(): value.strip() for key, value in pairs}
 
 
@@ -69,12 +93,24 @@ def test_kafka_config_is_single_node_kraft(isolated: OmiumSettings) -> None:
     port = isolated.kafka.bootstrap_servers.split(":")[1]
     controller = isolated.stack.kafka_controller_port
     assert props["process.roles"] == "broker,controller"
-    assert props["listeners"] == (f"PLAINTEXT://127.0.0.1:{port},"
-                                  f"CONTROLLER://127.0.0.1:{controller}")
+    sasl = isolated.stack.kafka_sasl_port
+    assert props["listeners"] == (
+        f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller},"
+        f"SASL_PLAINTEXT://127.0.0.1:{sasl}"
+    )
+    user, password = kafka.sasl_credentials()
+    assert (
+        f'user_{user}="{password}"' in props["listener.name.sasl_plaintext.plain.sasl.jaas.config"]
+    )
+    assert len(password) >= 24 and kafka.sasl_credentials() == (user, password)  # generated once
+    assert kafka.write_config().stat().st_mode & 0o077 == 0  # it holds the password
     assert props["controller.quorum.voters"] == f"1@127.0.0.1:{controller}"
     assert props["log.dirs"] == str(stack.paths.root / "kafka" / "data")
-    for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
-                "transaction.state.log.min.isr"):
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+    ):
         assert props[key] == "1"
     assert props["auto.create.topics.enable"] == "false"
 
@@ -90,8 +126,12 @@ def test_kafka_cluster_id_is_remembered(isolated: OmiumSettings) -> None:
 def sleeper(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """A detached ``python -c`` that sleeps, started like a server; killed afterwards."""
     pid_file = tmp_path / "run" / "sleeper.pid"
-    pid = spawn([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
-                log_path=tmp_path / "logs" / "sleeper.log", pid_file=pid_file, cwd=tmp_path)
+    pid = spawn(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+        log_path=tmp_path / "logs" / "sleeper.log",
+        pid_file=pid_file,
+        cwd=tmp_path,
+    )
     yield pid, pid_file
     stop(pid, "time.sleep", 9, 1.0)
 
@@ -109,11 +149,17 @@ def test_spawn_writes_pid_file_and_stop_ends_the_process(sleeper: tuple[int, Pat
 
 
 def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
-    code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "print('ready', flush=True); time.sleep(60)")
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
     log_path = tmp_path / "stubborn.log"
-    pid = spawn([sys.executable, "-c", code], log_path=log_path,
-                pid_file=tmp_path / "stubborn.pid", cwd=tmp_path)
+    pid = spawn(
+        [sys.executable, "-c", code],
+        log_path=log_path,
+        pid_file=tmp_path / "stubborn.pid",
+        cwd=tmp_path,
+    )
     for _ in range(200):  # wait until the handler is installed (the log header quotes the code)
         if "ready" in tail(log_path).splitlines():
             break
@@ -137,8 +183,9 @@ class _Crashing(Component):
 
     def prepare(self) -> Launch:
         self.home.mkdir(parents=True, exist_ok=True)
-        return Launch(cmd=["sh", "-c", "echo 'FATAL: crashing config is broken'; exit 3"],
-                      cwd=self.home)
+        return Launch(
+            cmd=["sh", "-c", "echo 'FATAL: crashing config is broken'; exit 3"], cwd=self.home
+        )
 
     def probe(self, timeout_s: float) -> str | None:
         return "never ready"
@@ -172,7 +219,16 @@ def test_up_refuses_a_port_taken_by_someone_else(isolated: OmiumSettings) -> Non
 
 def test_status_of_an_empty_data_folder_is_all_stopped(isolated: OmiumSettings) -> None:
     rows = LocalStack(isolated).status(timeout_s=0.5)
-    assert {row.name for row in rows} == {"kafka", "postgres", "redis", "opensearch", "moto"}
+    assert {row.name for row in rows} == {
+        "kafka",
+        "kafka-ha-1",
+        "kafka-ha-2",
+        "kafka-ha-3",
+        "postgres",
+        "redis",
+        "opensearch",
+        "moto",
+    }
     assert {row.state for row in rows} == {"stopped"}
     assert all(row.pid is None for row in rows)
 
@@ -180,3 +236,28 @@ def test_status_of_an_empty_data_folder_is_all_stopped(isolated: OmiumSettings) 
 def test_down_without_pid_files_does_nothing(isolated: OmiumSettings) -> None:
     results = LocalStack(isolated).down()
     assert {result.action for result in results} == {"not running"}
+
+
+def test_the_ha_profile_renders_three_nodes_of_one_cluster(isolated: OmiumSettings) -> None:
+    stack = LocalStack(isolated)
+    nodes = [stack.component(f"kafka-ha-{n}") for n in (1, 2, 3)]
+    configs = [_properties(node.write_config()) for node in nodes]  # type: ignore[attr-defined]
+    base = isolated.stack.kafka_ha_port
+    voters = f"1@127.0.0.1:{base + 3},2@127.0.0.1:{base + 4},3@127.0.0.1:{base + 5}"
+
+    for n, config in enumerate(configs, start=1):
+        assert config["node.id"] == str(n)
+        assert config["controller.quorum.voters"] == voters
+        assert config["listeners"] == (
+            f"PLAINTEXT://127.0.0.1:{base + n - 1},CONTROLLER://127.0.0.1:{base + n + 2}"
+        )
+        assert config["log.dirs"] == str(
+            isolated.stack.data_dir.resolve() / f"kafka-ha-{n}" / "data"
+        )
+        assert (config["default.replication.factor"], config["min.insync.replicas"]) == ("3", "2")
+        assert config["offsets.topic.replication.factor"] == "3"
+        assert config["transaction.state.log.min.isr"] == "2"
+        assert config["unclean.leader.election.enable"] == "false"
+    cluster_ids = {node.cluster_id() for node in nodes}  # type: ignore[attr-defined]
+    assert len(cluster_ids) == 1
+    assert set(PROFILES["ha"]) == {"kafka-ha-1", "kafka-ha-2", "kafka-ha-3", "postgres", "redis"}

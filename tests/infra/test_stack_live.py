@@ -17,9 +17,11 @@ import psycopg
 import pytest
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from infra.localstack import PROFILES, LocalStack
+# confluent-kafka's stubs do not re-export NewTopic from confluent_kafka.admin.
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from omium.infra.localstack import PROFILES, LocalStack
 from omium.kernel.settings import OmiumSettings
 
 OMIUM = str(Path(sys.executable).parent / "omium")
@@ -27,8 +29,9 @@ OMIUM = str(Path(sys.executable).parent / "omium")
 
 def omium(*args: str, timeout_s: float = 600) -> str:
     """Run the real ``omium`` CLI, fail the test with its output if it fails."""
-    result = subprocess.run([OMIUM, *args], capture_output=True, text=True, timeout=timeout_s,
-                            check=False)
+    result = subprocess.run(
+        [OMIUM, *args], capture_output=True, text=True, timeout=timeout_s, check=False
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"omium {' '.join(args)} exited {result.returncode}:\n{output}"
     return output
@@ -43,8 +46,9 @@ def _pids(local_stack: LocalStack) -> dict[str, int | None]:
 
 
 @pytest.mark.integration
-def test_status_reports_every_component_running(stack: OmiumSettings,
-                                                 local_stack: LocalStack) -> None:
+def test_status_reports_every_component_running(
+    stack: OmiumSettings, local_stack: LocalStack
+) -> None:
     rows = {row.name: row for row in local_stack.status()}
     for name in _profile_names(stack):
         assert rows[name].state == "running", rows[name]
@@ -75,8 +79,13 @@ def _produce(bootstrap: str, topic: str, value: bytes) -> None:
 
 
 def _consume_first(bootstrap: str, topic: str, deadline_s: float = 60) -> bytes | None:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"infra-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"infra-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         end = time.monotonic() + deadline_s
@@ -93,8 +102,9 @@ def _consume_first(bootstrap: str, topic: str, deadline_s: float = 60) -> bytes 
 def restart_guard(local_stack: LocalStack, stack: OmiumSettings) -> Iterator[None]:
     """Whatever the test does to the stack, leave it up for the tests after it."""
     yield
-    if any(row.state != "running" for row in local_stack.status()
-           if row.name in _profile_names(stack)):
+    if any(
+        row.state != "running" for row in local_stack.status() if row.name in _profile_names(stack)
+    ):
         omium("up", "--profile", stack.stack.profile)
 
 
@@ -132,8 +142,9 @@ def test_down_then_up_keeps_kafka_postgres_and_redis_data(
 
     assert _consume_first(bootstrap, topic) == marker.encode()
     with psycopg.connect(stack.postgres.dsn(), autocommit=True) as conn:
-        row = conn.execute("SELECT marker FROM infra_restart_probe WHERE marker = %s",
-                           (marker,)).fetchone()
+        row = conn.execute(
+            "SELECT marker FROM infra_restart_probe WHERE marker = %s", (marker,)
+        ).fetchone()
         assert row == (marker,)
         conn.execute("DELETE FROM infra_restart_probe WHERE marker = %s", (marker,))
     live = redis.Redis.from_url(stack.redis.url)

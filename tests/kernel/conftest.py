@@ -19,9 +19,7 @@ def serde(settings: OmiumSettings) -> AvroSerde:
 
 
 @pytest.fixture
-def kafka_settings_factory(
-    settings: OmiumSettings, stack: object
-) -> Callable[..., KafkaSettings]:
+def kafka_settings_factory(settings: OmiumSettings, stack: object) -> Callable[..., KafkaSettings]:
     """Builds Kafka settings with a unique topic prefix, so tests never see each other's data."""
 
     def build(*, create_topics: bool = True, **overrides: object) -> KafkaSettings:

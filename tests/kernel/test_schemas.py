@@ -37,7 +37,7 @@ ENVELOPE = [
 ]
 
 EVENT_TYPES = {
-    "workflows": ["WorkflowRegistered", "WorkflowVersionPublished"],
+    "workflows": ["WorkflowRegistered", "WorkflowVersionPublished", "ConcurrencyLimitsSet"],
     "executions": [
         "ExecutionStarted",
         "StepScheduled",
@@ -45,14 +45,19 @@ EVENT_TYPES = {
         "StepCompleted",
         "StepFailed",
         "CheckpointCreated",
+        "CheckpointsPruned",
         "ExecutionRolledBack",
         "HumanApprovalRequested",
+        "HumanApprovalEscalated",
         "HumanApprovalGranted",
         "HumanApprovalRejected",
         "ExecutionCompleted",
         "ExecutionFailed",
         "ExecutionHalted",
         "ExecutionCancelled",
+        "RecoverySuggested",
+        "RecoverySuggestionApproved",
+        "RecoverySuggestionRejected",
     ],
     "failures": ["FailureDetected", "RecoveryPlanned"],
     "consensus": [
@@ -135,9 +140,10 @@ def test_every_composed_schema_has_every_envelope_field(event_type: str) -> None
 def test_some_event_types_have_a_second_version() -> None:
     evolved = {event_type for event_type, _ in EVOLVED}
 
-    assert {"SpanRecorded", "StepCompleted"} <= evolved
+    assert {"SpanRecorded", "StepCompleted", "RecoveryPlanned"} <= evolved
     assert "cache_hit" in _payload_fields("SpanRecorded", 2)
     assert "cost_usd" in _payload_fields("StepCompleted", 2)
+    assert "statistics" in _payload_fields("RecoveryPlanned", 2)
 
 
 @pytest.mark.parametrize(("event_type", "version"), EVOLVED)

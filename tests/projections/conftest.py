@@ -14,12 +14,12 @@ import redis
 from omium.kernel.kafka import admin_client, ensure_topics, topic_specs
 from omium.kernel.serde import AvroSerde, SchemaCatalog
 from omium.kernel.settings import KafkaSettings, OmiumSettings
-from projections import live_runner
-from projections.base import Projection, ProjectionRunner
-from projections.opensearch import READ_MODELS, OpenSearchClient, OpenSearchProjection
-from projections.postgres import PostgresProjection, schema_for
-from projections.redis import RedisProjection
-from projections.timestream import TimestreamProjection, timestream_client
+from omium.projections import live_runner
+from omium.projections.base import Projection, ProjectionRunner
+from omium.projections.opensearch import READ_MODELS, OpenSearchClient, OpenSearchProjection
+from omium.projections.postgres import PostgresProjection, schema_for
+from omium.projections.redis import RedisProjection
+from omium.projections.timestream import TimestreamProjection, timestream_client
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +60,9 @@ def pg_projection_factory(settings: OmiumSettings) -> Iterator[Callable[..., Pos
     opened: list[PostgresProjection] = []
 
     def build(kafka: KafkaSettings, *, schema: str | None = None) -> PostgresProjection:
-        projection = PostgresProjection.open(settings.postgres.dsn(),
-                                             schema=schema or schema_for(kafka.topic_prefix))
+        projection = PostgresProjection.open(
+            settings.postgres.dsn(), schema=schema or schema_for(kafka.topic_prefix)
+        )
         opened.append(projection)
         return projection
 
@@ -101,8 +102,9 @@ def opensearch_projection_factory(
     opened: list[OpenSearchProjection] = []
 
     def build(kafka: KafkaSettings) -> OpenSearchProjection:
-        projection = OpenSearchProjection.open(settings.opensearch.url,
-                                               topic_prefix=kafka.topic_prefix)
+        projection = OpenSearchProjection.open(
+            settings.opensearch.url, topic_prefix=kafka.topic_prefix
+        )
         opened.append(projection)
         return projection
 
@@ -128,8 +130,11 @@ def timestream_projection_factory(
         if client is None:
             projection = TimestreamProjection.open(settings.aws, topic_prefix=kafka.topic_prefix)
         else:
-            projection = TimestreamProjection(client, database=settings.aws.timestream_database,
-                                              table=f"{kafka.topic_prefix}-metrics")
+            projection = TimestreamProjection(
+                client,
+                database=settings.aws.timestream_database,
+                table=f"{kafka.topic_prefix}-metrics",
+            )
             projection.install()
         opened.append(projection)
         return projection

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import redis
+
 from omium.kernel.events import GENESIS_HASH
 from omium.kernel.kafka import EventProducer
 from omium.kernel.serde import AvroSerde
@@ -50,7 +52,7 @@ class Chain:
         return event
 
 
-def single(event_type: str, tenant_id: str, *, at: datetime = T0, **payload: Any) -> dict:
+def single(event_type: str, tenant_id: str, *, at: datetime = T0, **payload: Any) -> dict[str, Any]:
     """A one-event history (audit entries, failures, telemetry)."""
     return sample_event(event_type, tenant_id=tenant_id, payload=payload, occurred_at=at)
 
@@ -70,8 +72,14 @@ def run_of(
         chain.add("StepScheduled", step_id=step_id, agent=agent, depends_on=[])
         chain.add("StepStarted", step_id=step_id, agent=agent)
         if ok:
-            chain.add("StepCompleted", step_id=step_id, duration_ms=1000, tokens_in=100,
-                      tokens_out=50, cost_usd=0.01)
+            chain.add(
+                "StepCompleted",
+                step_id=step_id,
+                duration_ms=1000,
+                tokens_in=100,
+                tokens_out=50,
+                cost_usd=0.01,
+            )
         else:
             chain.add("StepFailed", step_id=step_id, attempt=1, failure_id=None)
     if end is not None:
@@ -89,8 +97,13 @@ def publish(kafka: KafkaSettings, serde: AvroSerde, events: Iterable[dict[str, A
     return count
 
 
-def wait_for(condition: Callable[[], bool], *, timeout_s: float = 30.0, every_s: float = 0.1,
-             what: str = "condition") -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    *,
+    timeout_s: float = 30.0,
+    every_s: float = 0.1,
+    what: str = "condition",
+) -> None:
     """Poll ``condition`` until it holds; fail with ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -98,3 +111,11 @@ def wait_for(condition: Callable[[], bool], *, timeout_s: float = 30.0, every_s:
             return
         time.sleep(every_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def stream_fields(client: redis.Redis, key: str) -> list[dict[str, str]]:
+    """The fields of each entry of a Redis stream, oldest first (``client`` decodes responses)."""
+    return [
+        {str(name): str(value) for name, value in (fields or {}).items()}
+        for _, fields in client.xrange(key) or []
+    ]

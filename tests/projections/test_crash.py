@@ -17,7 +17,7 @@ import pytest
 
 from omium.kernel.serde import AvroSerde
 from omium.kernel.settings import KafkaSettings, OmiumSettings
-from projections.postgres import schema_for
+from omium.projections.postgres import schema_for
 from tests.projections.helpers import Chain, publish, single, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,11 +35,17 @@ def projection_process_factory(
 
     def start(kafka: KafkaSettings) -> subprocess.Popen[bytes]:
         prefixes.append(kafka.topic_prefix)
-        env = {**os.environ, "OMIUM_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
-               "OMIUM_KAFKA__PARTITIONS": str(kafka.partitions)}
+        env = {
+            **os.environ,
+            "OMIUM_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
+            "OMIUM_KAFKA__PARTITIONS": str(kafka.partitions),
+        }
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "omium"), "project", "postgres", "--batch", "100"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         started.append(process)
         return process
@@ -61,7 +67,10 @@ def scalar(pg: psycopg.Connection, sql: str, *params: Any) -> int:
 
 
 def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
-    kafka: KafkaSettings, serde: AvroSerde, settings: OmiumSettings, pg: psycopg.Connection,
+    kafka: KafkaSettings,
+    serde: AvroSerde,
+    settings: OmiumSettings,
+    pg: psycopg.Connection,
     projection_process_factory: Callable[[KafkaSettings], subprocess.Popen[bytes]],
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
@@ -95,10 +104,17 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
     second.send_signal(signal.SIGTERM)
     second.wait(30)
 
-    assert scalar(pg, f"SELECT count(*) FROM {schema}.audit_log WHERE tenant_id = %s",
-                  tenant) == len(audits)
+    assert scalar(
+        pg, f"SELECT count(*) FROM {schema}.audit_log WHERE tenant_id = %s", tenant
+    ) == len(audits)
     # Counters would show a batch applied twice; a missing one would show as well.
-    assert scalar(pg, f"SELECT count(*) FROM {schema}.executions WHERE tenant_id = %s "
-                  "AND steps_completed = 10 AND total_tokens = 150", tenant) == len(runs)
-    assert scalar(pg, f"SELECT count(*) FROM {schema}.execution_events WHERE tenant_id = %s",
-                  tenant) == len(runs) * 11
+    assert scalar(
+        pg,
+        f"SELECT count(*) FROM {schema}.executions WHERE tenant_id = %s "
+        "AND steps_completed = 10 AND total_tokens = 150",
+        tenant,
+    ) == len(runs)
+    assert (
+        scalar(pg, f"SELECT count(*) FROM {schema}.execution_events WHERE tenant_id = %s", tenant)
+        == len(runs) * 11
+    )

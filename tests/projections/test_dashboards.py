@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from projections.opensearch import MAPPINGS, READ_MODELS, alias
+from omium.projections.opensearch import MAPPINGS, READ_MODELS, alias
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "infra" / "dashboards"
 _KUERY_FIELD = re.compile(r"([A-Za-z_][\w.]*)\s*:")
@@ -30,7 +30,8 @@ def field_type(model: str, field: str) -> str | None:
     if mapping is None:
         return None
     if sub:
-        return mapping.get("fields", {}).get(sub, {}).get("type")
+        sub_type: str | None = mapping.get("fields", {}).get(sub, {}).get("type")
+        return sub_type
     return str(mapping["type"])
 
 
@@ -43,8 +44,9 @@ def test_there_is_a_dashboard_with_index_patterns_for_every_read_model() -> None
     objects = saved_objects()
     titles = {o["attributes"]["title"] for o in objects if o["type"] == "index-pattern"}
     assert titles == {alias("omium", m) for m in READ_MODELS}
-    assert any(o["attributes"]["title"] == "Omium operations" for o in objects
-               if o["type"] == "dashboard")
+    assert any(
+        o["attributes"]["title"] == "Omium operations" for o in objects if o["type"] == "dashboard"
+    )
 
 
 def test_time_fields_exist_and_are_dates() -> None:
@@ -54,9 +56,11 @@ def test_time_fields_exist_and_are_dates() -> None:
         assert field_type(model, pattern["attributes"]["timeFieldName"]) == "date"
 
 
-@pytest.mark.parametrize("visualization", [o for o in saved_objects()
-                                           if o["type"] == "visualization"],
-                         ids=lambda o: o["id"])
+@pytest.mark.parametrize(
+    "visualization",
+    [o for o in saved_objects() if o["type"] == "visualization"],
+    ids=lambda o: o["id"],
+)
 def test_every_field_a_visualization_uses_is_mapped_and_aggregatable(
     visualization: dict[str, Any],
 ) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from omium.kernel.serde import AvroSerde
 from omium.kernel.settings import KafkaSettings
-from projections.base import ProjectionRunner
-from projections.opensearch import DocWrite, OpenSearchProjection
+from omium.projections.base import ProjectionRunner
+from omium.projections.opensearch import DocWrite, OpenSearchProjection
 from tests.projections.helpers import publish, single, wait_for
 
 pytestmark = pytest.mark.integration
@@ -20,27 +20,39 @@ Factory = Callable[..., Any]
 
 
 def run_until(runner: ProjectionRunner, total: int) -> None:
-    wait_for(lambda: runner.run_once() is not None and runner.events_total >= total,
-             every_s=0, what=f"{total} events projected")
+    wait_for(
+        lambda: runner.run_once() is not None and runner.events_total >= total,
+        every_s=0,
+        what=f"{total} events projected",
+    )
 
 
 def world(tenant: str) -> list[dict[str, Any]]:
     trace = uuid.uuid4().hex
-    spans = [single("SpanRecorded", tenant, trace_id=trace, span_id=f"{i:016x}",
-                    name=name, status=status)
-             for i, (name, status) in enumerate([("llm.chat", "ok"), ("tool.search", "error"),
-                                                 ("llm.chat", "ok")])]
+    spans = [
+        single(
+            "SpanRecorded", tenant, trace_id=trace, span_id=f"{i:016x}", name=name, status=status
+        )
+        for i, (name, status) in enumerate(
+            [("llm.chat", "ok"), ("tool.search", "error"), ("llm.chat", "ok")]
+        )
+    ]
     failure_id = uuid.uuid4()
-    failures = [single("FailureDetected", tenant, failure_id=failure_id,
-                       message="citations missing in review"),
-                single("RecoveryPlanned", tenant, failure_id=failure_id, plan="rollback")]
+    failures = [
+        single(
+            "FailureDetected", tenant, failure_id=failure_id, message="citations missing in review"
+        ),
+        single("RecoveryPlanned", tenant, failure_id=failure_id, plan="rollback"),
+    ]
     audit = [single("CommandRecorded", tenant) for _ in range(2)]
     return spans + failures + audit
 
 
 def test_documents_are_written_once_per_subject(
-    kafka: KafkaSettings, serde: AvroSerde, opensearch_projection_factory: Factory,
-    runner_factory: Factory,
+    kafka: KafkaSettings,
+    serde: AvroSerde,
+    opensearch_projection_factory: Factory,
+    runner_factory: Callable[..., ProjectionRunner],
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     events = world(tenant)
@@ -63,10 +75,13 @@ def test_documents_are_written_once_per_subject(
 
 
 def test_a_document_the_index_refuses_is_dead_lettered(
-    kafka_factory: Factory, serde: AvroSerde, opensearch_projection_factory: Factory,
-    runner_factory: Factory, monkeypatch: pytest.MonkeyPatch,
+    kafka_factory: Factory,
+    serde: AvroSerde,
+    opensearch_projection_factory: Factory,
+    runner_factory: Callable[..., ProjectionRunner],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from projections.opensearch import MAPPERS
+    from omium.projections.opensearch import MAPPERS
 
     kafka = kafka_factory(partitions=1)
     tenant = f"t-{uuid.uuid4().hex[:8]}"
@@ -89,3 +104,23 @@ def test_a_document_the_index_refuses_is_dead_lettered(
     wait_for(step, every_s=0, what="one dead letter")
     projection.client.refresh(projection.targets["audit"])
     assert projection.client.count(projection.targets["audit"]) == 1
+
+
+def test_a_batch_is_split_into_bulk_requests_by_bytes(
+    kafka: KafkaSettings,
+    serde: AvroSerde,
+    opensearch_projection_factory: Factory,
+    runner_factory: Callable[..., ProjectionRunner],
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    events = [single("CommandRecorded", tenant) for _ in range(40)]
+    publish(kafka, serde, events)
+    projection: OpenSearchProjection = opensearch_projection_factory(kafka)
+    small = OpenSearchProjection(
+        projection.client, prefix=kafka.topic_prefix.lower(), max_bulk_bytes=4000
+    )
+    run_until(runner_factory(small, kafka, max_batch=1000), len(events))
+    # Each audit document is some hundreds of bytes: 40 of them do not fit in one request.
+    assert small.bulk_requests > 2
+    projection.client.refresh(f"{kafka.topic_prefix.lower()}-audit")
+    assert projection.client.count(f"{kafka.topic_prefix.lower()}-audit") == len(events)

@@ -11,9 +11,9 @@ import redis
 
 from omium.kernel.serde import AvroSerde
 from omium.kernel.settings import KafkaSettings, OmiumSettings
-from projections.base import ProjectionRunner
-from projections.redis import RedisProjection
-from tests.projections.helpers import Chain, publish, run_of, wait_for
+from omium.projections.base import ProjectionRunner
+from omium.projections.redis import RedisProjection
+from tests.projections.helpers import Chain, publish, run_of, stream_fields, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +34,16 @@ def client(settings: OmiumSettings) -> redis.Redis:
 
 
 def test_live_state_tallies_and_streams(
-    kafka: KafkaSettings, serde: AvroSerde, redis_projection_factory: Factory,
-    runner_factory: Factory, client: redis.Redis,
+    kafka: KafkaSettings,
+    serde: AvroSerde,
+    redis_projection_factory: Factory,
+    runner_factory: Factory,
+    client: redis.Redis,
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
-    live = run_of(tenant, steps=[("a", "agents.a:run", True), ("b", "agents.b:run", True)],
-                  end=None)
+    live = run_of(
+        tenant, steps=[("a", "agents.a:run", True), ("b", "agents.b:run", True)], end=None
+    )
     done = run_of(tenant)
     vote_round = Chain(tenant)
     vote_round.add("ConsensusRoundOpened", execution_id=uuid.UUID(live.aggregate_id))
@@ -64,9 +68,9 @@ def test_live_state_tallies_and_streams(
     tally = client.hgetall(keys.round(tenant, vote_round.aggregate_id))
     assert (tally["votes"], float(tally["tally:A"]), float(tally["tally:B"])) == ("3", 1.0, 3.0)
     # One entry per event in the run's stream, in order; the tenant stream has them all.
-    stream = client.xrange(keys.execution_events(tenant, live.aggregate_id))
+    stream = stream_fields(client, keys.execution_events(tenant, live.aggregate_id))
     own = [e["event_type"] for e in live.events]
-    types = [fields["event_type"] for _, fields in stream]
+    types = [fields["event_type"] for fields in stream]
     # The round's event comes from another topic, so only the run's own events have an order.
     assert [t for t in types if t != "ConsensusRoundOpened"] == own
     assert types.count("ConsensusRoundOpened") == 1

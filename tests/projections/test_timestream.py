@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 
 from omium.kernel.serde import AvroSerde
 from omium.kernel.settings import KafkaSettings, OmiumSettings
-from projections.timestream import MAX_RECORDS_PER_CALL, timestream_client
+from omium.projections.base import ProjectionRunner
+from omium.projections.timestream import MAX_RECORDS_PER_CALL, timestream_client
 from tests.projections.helpers import T0, Chain, publish, single, wait_for
 
 pytestmark = pytest.mark.integration
@@ -39,16 +40,23 @@ class Observed:
         if bad:
             # The emulator accepts everything; real Timestream refuses e.g. records older than
             # the memory store's retention, answering like this.
-            raise ClientError({"Error": {"Code": "RejectedRecordsException", "Message": "no"},
-                               "RejectedRecords": [{"RecordIndex": i, "Reason": "too old"}
-                                                   for i in bad]}, "WriteRecords")
+            raise ClientError(
+                {
+                    "Error": {"Code": "RejectedRecordsException", "Message": "no"},
+                    "RejectedRecords": [{"RecordIndex": i, "Reason": "too old"} for i in bad],
+                },
+                "WriteRecords",
+            )
         self.records += records
         return self._client.write_records(**kwargs)
 
 
 def test_records_go_out_in_calls_of_at_most_100(
-    kafka: KafkaSettings, serde: AvroSerde, settings: OmiumSettings,
-    timestream_projection_factory: Factory, runner_factory: Factory,
+    kafka: KafkaSettings,
+    serde: AvroSerde,
+    settings: OmiumSettings,
+    timestream_projection_factory: Factory,
+    runner_factory: Callable[..., ProjectionRunner],
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     run = Chain(tenant, step=timedelta(milliseconds=10))
@@ -61,8 +69,11 @@ def test_records_go_out_in_calls_of_at_most_100(
     client = Observed(timestream_client(settings.aws))
     projection = timestream_projection_factory(kafka, client=client)
     runner = runner_factory(projection, kafka, max_batch=1000)
-    wait_for(lambda: runner.run_once() is not None and runner.events_total >= 43, every_s=0,
-             what="all events projected")
+    wait_for(
+        lambda: runner.run_once() is not None and runner.events_total >= 43,
+        every_s=0,
+        what="all events projected",
+    )
 
     assert max(client.calls) <= MAX_RECORDS_PER_CALL
     names = [r["MeasureName"] for r in client.records]
@@ -75,8 +86,11 @@ def test_records_go_out_in_calls_of_at_most_100(
 
 
 def test_rejected_records_are_dead_lettered_and_the_rest_written(
-    kafka_factory: Factory, serde: AvroSerde, settings: OmiumSettings,
-    timestream_projection_factory: Factory, runner_factory: Factory,
+    kafka_factory: Factory,
+    serde: AvroSerde,
+    settings: OmiumSettings,
+    timestream_projection_factory: Factory,
+    runner_factory: Callable[..., ProjectionRunner],
 ) -> None:
     kafka = kafka_factory(partitions=1)
     tenant = f"t-{uuid.uuid4().hex[:8]}"

@@ -15,7 +15,8 @@ EXPECTED = {
         # loading and the model
         "load_workflow", "parse_workflow", "parse_workflow_dict", "WorkflowDefinition",
         "AgentSpec", "AgentLimits", "Step", "StepDefaults", "CheckpointSpec", "RetryPolicy",
-        "Backoff", "ConsensusSpec", "PolicySpec", "Budget", "RecoverySpec", "RecoveryRule",
+        "Backoff", "ConsensusSpec", "ApprovalSpec", "ApprovalEscalationSpec", "PolicySpec",
+        "Budget", "CheckpointRetention", "RecoverySpec", "RecoveryRule",
         "Escalation", "DEFAULT_RECOVERY", "CONSENSUS_AGENT", "FailureKind", "RecoveryAction",
         # post-conditions
         "PostCondition", "ConditionBase", "JsonSchemaCondition", "RegexCondition",
@@ -28,14 +29,16 @@ EXPECTED = {
         "resolve_entrypoint", "WorkflowValidationError", "WorkflowIssue", "EntrypointError",
     },
     "omium.sdk.providers": {
-        "LLMProvider", "Completion", "Message", "MessageLike", "Role", "to_messages",
-        "providers_from_settings",
+        "LLMProvider", "Completion", "Message", "MessageLike", "Role", "Tool", "ToolCall",
+        "to_messages", "providers_from_settings",
+        "calls_for_execution", "current_execution",
         "ScriptedProvider", "Script", "ScriptRule", "Fault", "FaultKind", "ScriptedCall",
-        "HALLUCINATION", "OpenAICompatibleProvider", "count_tokens", "count_prompt_tokens",
+        "HALLUCINATION", "OpenAICompatibleProvider", "AnthropicProvider", "RetryPolicy",
+        "NO_RETRIES", "count_tokens", "count_prompt_tokens",
         "truncate_to_tokens", "PriceTable", "ModelPrice", "DEFAULT_PRICES", "ProviderError",
         "RateLimitError", "ProviderTimeoutError", "ProviderUnavailableError",
         "ProviderRequestError", "MalformedResponseError", "InjectedFaultError",
-        "NoScriptedResponseError",
+        "NoScriptedResponseError", "OverloadedError", "ContextTooLongError", "RefusalError",
     },
 }  # fmt: skip
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -15,7 +16,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from omium.kernel.kafka import EventProducer, ensure_topics
 from omium.kernel.serde import AvroSerde, default_catalog
 from omium.kernel.settings import KafkaSettings, OmiumSettings
-from streams.base import Processor, ProcessorConfig, StreamRuntime
+from omium.streams.base import Processor, ProcessorConfig, StreamRuntime
+
+if TYPE_CHECKING:
+    from omium.commands import CommandApplications
 
 PARTITIONS = 3
 
@@ -166,13 +170,15 @@ def streams_pg_schema(stack: OmiumSettings) -> Iterator[str]:
 
 
 @pytest.fixture
-def apps_factory(stack: OmiumSettings, streams_pg_schema: str) -> Iterator[Callable[[], Any]]:
+def apps_factory(
+    stack: OmiumSettings, streams_pg_schema: str
+) -> Iterator[Callable[[], CommandApplications]]:
     """Builds command applications on the real event store (this session's schema)."""
-    from commands import CommandApplications, event_store_env
+    from omium.commands import CommandApplications, event_store_env
 
-    built: list[Any] = []
+    built: list[CommandApplications] = []
 
-    def build() -> Any:
+    def build() -> CommandApplications:
         env = event_store_env(stack, schema=streams_pg_schema, pool_size=1, max_overflow=4)
         apps = CommandApplications.create(env)
         built.append(apps)
@@ -183,11 +189,17 @@ def apps_factory(stack: OmiumSettings, streams_pg_schema: str) -> Iterator[Calla
         apps.close()
 
 
+def member_client_id(kafka: KafkaSettings, instance_id: str) -> str:
+    """The Kafka client id prefix ``worker_process_factory`` gives one instance."""
+    return f"{kafka.client_id}-{instance_id}"
+
+
 @pytest.fixture
-def worker_process_factory(kafka: KafkaSettings, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+def worker_process_factory(
+    kafka: KafkaSettings, tmp_path: Path
+) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Starts ``omium worker <name>`` processes on this test's topics; kills leftovers."""
     import os
-    import subprocess
     import sys
 
     started: list[subprocess.Popen[bytes]] = []
@@ -198,6 +210,8 @@ def worker_process_factory(kafka: KafkaSettings, tmp_path: Path) -> Iterator[Cal
             "OMIUM_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
             "OMIUM_KAFKA__PARTITIONS": str(kafka.partitions),
             "OMIUM_LOG_LEVEL": "WARNING",
+            # Tells the instances apart in the consumer group (see ``member_client_id``).
+            "OMIUM_KAFKA__CLIENT_ID": member_client_id(kafka, instance_id),
         }
         log = open(tmp_path / f"{name}-{instance_id}-{len(started)}.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from streams.base import command_event
-from streams.command_worker import CommandWorker
-from streams.consensus import ConsensusProcessor
+from omium.commands import CommandApplications
+from omium.streams.base import ProcessorConfig, command_event
+from omium.streams.command_worker import CommandWorker
+from omium.streams.consensus import ConsensusProcessor
+from tests.streams.conftest import RunningRuntime
 from tests.streams.events import TENANT, round_opened, vote
 
 pytestmark = pytest.mark.integration
 
 
-def _command(command: str, target: uuid.UUID, command_id: uuid.UUID, **args: Any) -> dict:
+def _command(command: str, target: uuid.UUID, command_id: uuid.UUID, **args: Any) -> dict[str, Any]:
     return command_event(
         command,
         command_id=command_id,
@@ -29,13 +32,17 @@ def _command(command: str, target: uuid.UUID, command_id: uuid.UUID, **args: Any
     )
 
 
-def _records(read_events, count: int) -> list[dict[str, Any]]:
+def _records(read_events: Callable[..., list[dict[str, Any]]], count: int) -> list[dict[str, Any]]:
     events = read_events("audit", count=count, settle_s=1.0)
     return [e["payload"] for e in events]
 
 
 def test_a_command_delivered_twice_is_applied_once(
-    apps_factory, config_factory, runtime_factory, publish, read_events
+    apps_factory: Callable[[], CommandApplications],
+    config_factory: Callable[..., ProcessorConfig],
+    runtime_factory: Callable[..., RunningRuntime],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     apps = apps_factory()
     started = apps.executions.start_execution(TENANT, workflow_id=uuid.uuid4(), workflow_version=1)
@@ -54,7 +61,11 @@ def test_a_command_delivered_twice_is_applied_once(
 
 
 def test_refused_commands_are_recorded_with_their_reason(
-    apps_factory, config_factory, runtime_factory, publish, read_events
+    apps_factory: Callable[[], CommandApplications],
+    config_factory: Callable[..., ProcessorConfig],
+    runtime_factory: Callable[..., RunningRuntime],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     runtime_factory(CommandWorker(apps_factory()), config_factory("commands"))
 
@@ -75,7 +86,11 @@ def test_refused_commands_are_recorded_with_their_reason(
 
 
 def test_a_consensus_decision_is_applied_to_the_round_aggregate(
-    apps_factory, config_factory, runtime_factory, publish, read_events
+    apps_factory: Callable[[], CommandApplications],
+    config_factory: Callable[..., ProcessorConfig],
+    runtime_factory: Callable[..., RunningRuntime],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     apps = apps_factory()
     deadline = datetime.now(UTC) + timedelta(seconds=60)

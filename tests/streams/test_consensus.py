@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from streams.consensus import ConsensusProcessor
+from omium.streams.base import ProcessorConfig
+from omium.streams.consensus import ConsensusProcessor
+from tests.streams.conftest import RunningRuntime
 from tests.streams.events import round_opened, vote
 
 pytestmark = pytest.mark.integration
@@ -18,17 +20,21 @@ DECISIONS = ("ConsensusReached", "ConsensusFailed")
 
 
 @pytest.fixture
-def consensus_factory(config_factory, runtime_factory) -> Callable[[], Any]:
+def consensus_factory(
+    config_factory: Callable[..., ProcessorConfig], runtime_factory: Callable[..., RunningRuntime]
+) -> Callable[[], RunningRuntime]:
     """Starts a consensus processor on this test's topics."""
 
-    def start() -> Any:
+    def start() -> RunningRuntime:
         processor = ConsensusProcessor(deadline_grace=timedelta(milliseconds=200))
         return runtime_factory(processor, config_factory("consensus"))
 
     return start
 
 
-def _decisions(read_events, count: int, **kwargs: Any) -> dict[str, dict[str, Any]]:
+def _decisions(
+    read_events: Callable[..., list[dict[str, Any]]], count: int, **kwargs: Any
+) -> dict[str, dict[str, Any]]:
     events = read_events(
         "consensus", count=count, where=lambda e: e["event_type"] in DECISIONS, **kwargs
     )
@@ -40,7 +46,9 @@ def _decisions(read_events, count: int, **kwargs: Any) -> dict[str, dict[str, An
 
 
 def test_each_rule_decides_as_soon_as_the_outcome_is_certain(
-    consensus_factory, publish, read_events
+    consensus_factory: Callable[[], RunningRuntime],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     majority, unanimous, weighted, k_of_n, tie = (uuid.uuid4() for _ in range(5))
     consensus_factory()
@@ -93,7 +101,9 @@ def test_each_rule_decides_as_soon_as_the_outcome_is_certain(
 
 
 def test_a_deadline_fails_the_round_with_timeout_or_insufficient_votes(
-    consensus_factory, publish, read_events
+    consensus_factory: Callable[[], RunningRuntime],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     too_few, disagreed, reached_at_deadline = (uuid.uuid4() for _ in range(3))
     consensus_factory()
@@ -119,7 +129,9 @@ def test_a_deadline_fails_the_round_with_timeout_or_insufficient_votes(
 
 
 def test_duplicate_foreign_and_late_votes_are_rejected_and_change_nothing(
-    consensus_factory, publish, read_events
+    consensus_factory: Callable[[], RunningRuntime],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     round_id = uuid.uuid4()
     consensus_factory()
@@ -146,7 +158,9 @@ def test_duplicate_foreign_and_late_votes_are_rejected_and_change_nothing(
 
 
 def test_each_decision_issues_one_decide_round_command(
-    consensus_factory, publish, read_events
+    consensus_factory: Callable[[], RunningRuntime],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     round_id = uuid.uuid4()
     consensus_factory()

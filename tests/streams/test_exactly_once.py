@@ -7,23 +7,31 @@ the partitions is killed and the survivor takes its partitions over).
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
-from omium.kernel.kafka import EventProducer
+from omium.kernel.kafka import EventProducer, admin_client, consumer_config
+from omium.kernel.serde import AvroSerde
+from omium.kernel.settings import KafkaSettings
+from tests.streams.conftest import member_client_id
 from tests.streams.events import failure, round_opened, vote
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+T = TypeVar("T")
 ROUNDS = 1500  # 1,500 opens + 4,500 votes in flight
 
 
 def _publish_paced(
-    kafka, serde, batches: list[list[dict]], go: threading.Event
+    kafka: KafkaSettings, serde: AvroSerde, batches: list[list[dict[str, Any]]], go: threading.Event
 ) -> threading.Thread:
     """Publishes the first batch, waits for ``go``, then the rest over a few seconds."""
 
@@ -42,8 +50,8 @@ def _publish_paced(
     return thread
 
 
-def _round_batches(rounds: list[uuid.UUID], chunk: int = 100) -> list[list[dict]]:
-    batches = []
+def _round_batches(rounds: list[uuid.UUID], chunk: int = 100) -> list[list[dict[str, Any]]]:
+    batches: list[list[dict[str, Any]]] = []
     for start in range(0, len(rounds), chunk):
         batch = []
         for round_id in rounds[start : start + chunk]:
@@ -53,7 +61,9 @@ def _round_batches(rounds: list[uuid.UUID], chunk: int = 100) -> list[list[dict]
     return batches
 
 
-def _kill_mid_stream(process, publisher: threading.Thread, go: threading.Event) -> None:
+def _kill_mid_stream(
+    process: subprocess.Popen[bytes], publisher: threading.Thread, go: threading.Event
+) -> None:
     go.set()
     time.sleep(0.5)
     assert publisher.is_alive(), "the kill must land while events are still arriving"
@@ -61,7 +71,63 @@ def _kill_mid_stream(process, publisher: threading.Thread, go: threading.Event) 
     process.wait(10)
 
 
-def _wait_for_some(read_events, count: int) -> None:
+def wait_until(condition: Callable[[], T | None], timeout_s: float, what: str) -> T:
+    """The first true answer of ``condition``, asked every 0.05 s for up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class GroupProbe:
+    """Reads a processor's consumer group from the outside: who owns which partitions, and how
+    many input events wait on them (end offset minus the group's committed offset)."""
+
+    def __init__(self, kafka: KafkaSettings, app_id: str) -> None:
+        """Open an admin client and a consumer that never joins the group."""
+        self._kafka = kafka
+        self._group = f"{kafka.topic_prefix}.streams.{app_id}"
+        self._admin = admin_client(kafka)
+        self._offsets = Consumer(consumer_config(kafka, self._group))
+
+    def owned(self, instance_id: str) -> list[TopicPartition]:
+        """The partitions the instance's member is assigned now (empty if not a member)."""
+        [future] = self._admin.describe_consumer_groups([self._group]).values()
+        prefix = member_client_id(self._kafka, instance_id)
+        return [
+            TopicPartition(tp.topic, tp.partition)
+            for member in future.result(timeout=10).members
+            if member.client_id.startswith(prefix)
+            for tp in member.assignment.topic_partitions
+        ]
+
+    def in_flight(self, instance_id: str) -> dict[str, int] | None:
+        """Uncommitted input per owned partition, if some of its partitions hold a backlog.
+
+        The input topics also carry the processors' own transactional output, whose commit
+        markers take an offset each: a backlog counts only beyond a few of them.
+        """
+        owned = self.owned(instance_id)
+        if not owned:
+            return None
+        waiting: dict[str, int] = {}
+        for tp in self._offsets.committed(owned, timeout=10):
+            _, end = self._offsets.get_watermark_offsets(tp, timeout=10)
+            waiting[f"{tp.topic}[{tp.partition}]"] = end - max(tp.offset, 0)
+        return waiting if max(waiting.values()) > _MARKER_SLACK else None
+
+    def close(self) -> None:
+        """Close the offsets consumer."""
+        self._offsets.close()
+
+
+_MARKER_SLACK = 5
+
+
+def _wait_for_some(read_events: Callable[..., list[dict[str, Any]]], count: int) -> None:
     found = read_events(
         "consensus",
         count=count,
@@ -71,7 +137,9 @@ def _wait_for_some(read_events, count: int) -> None:
     assert len(found) >= count, "the worker decided nothing before the kill"
 
 
-def _check_exactly_once(read_events, rounds: list[uuid.UUID]) -> None:
+def _check_exactly_once(
+    read_events: Callable[..., list[dict[str, Any]]], rounds: list[uuid.UUID]
+) -> None:
     outputs = read_events(
         "consensus",
         count=2 * len(rounds),
@@ -98,7 +166,10 @@ def _check_exactly_once(read_events, rounds: list[uuid.UUID]) -> None:
 
 
 def test_kill_9_mid_stream_then_restart_decides_every_round_once(
-    kafka, serde, worker_process_factory, read_events
+    kafka: KafkaSettings,
+    serde: AvroSerde,
+    worker_process_factory: Callable[..., subprocess.Popen[bytes]],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     rounds = [uuid.uuid4() for _ in range(ROUNDS)]
     worker = worker_process_factory("consensus", instance_id="solo")
@@ -114,25 +185,41 @@ def test_kill_9_mid_stream_then_restart_decides_every_round_once(
 
 
 def test_kill_9_of_one_of_two_instances_hands_its_partitions_to_the_other(
-    kafka, serde, worker_process_factory, read_events
+    kafka: KafkaSettings,
+    serde: AvroSerde,
+    worker_process_factory: Callable[..., subprocess.Popen[bytes]],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
+    """The victim is killed only once it owns partitions (per the consumer group, as Kafka
+    sees it) and events it has not committed yet wait on them, while more keep arriving."""
     rounds = [uuid.uuid4() for _ in range(ROUNDS)]
     survivor = worker_process_factory("consensus", instance_id="left")
     victim = worker_process_factory("consensus", instance_id="right")
-    time.sleep(3)  # let both join, so the partitions are shared
+    group = GroupProbe(kafka, "consensus")
+    # Both joined and the partitions are shared.
+    wait_until(lambda: group.owned("left") and group.owned("right"), 60, "both to own partitions")
     go = threading.Event()
     publisher = _publish_paced(kafka, serde, _round_batches(rounds), go)
 
     _wait_for_some(read_events, 50)
-    _kill_mid_stream(victim, publisher, go)
+    go.set()
+    owned = wait_until(lambda: group.in_flight("right"), 60, "work in flight on the victim")
+    assert publisher.is_alive(), "the kill must land while events are still arriving"
+    victim.kill()  # SIGKILL: no clean shutdown, a transaction may be open
+    victim.wait(10)
+    group.close()
     publisher.join(120)
 
     _check_exactly_once(read_events, rounds)
     assert survivor.poll() is None, "the surviving instance died"
+    print(f"killed owning {owned}")
 
 
 def test_kill_9_of_the_recovery_worker_never_resets_or_double_counts_attempts(
-    kafka, serde, worker_process_factory, read_events
+    kafka: KafkaSettings,
+    serde: AvroSerde,
+    worker_process_factory: Callable[..., subprocess.Popen[bytes]],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     runs = [uuid.uuid4() for _ in range(400)]  # 1,200 failures in flight, three per run
 

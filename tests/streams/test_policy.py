@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
-from commands import CommandApplications, InvalidPolicyError, event_store_env
-from streams.policy import PolicyFeed, PolicyProcessor
+from omium.commands import CommandApplications, InvalidPolicyError, event_store_env
+from omium.kernel.serde import AvroSerde
+from omium.kernel.settings import KafkaSettings, OmiumSettings
+from omium.streams.base import ProcessorConfig
+from omium.streams.policy import PolicyFeed, PolicyProcessor
+from tests.streams.conftest import RunningRuntime
 from tests.streams.events import TENANT, llm_call, policy_published, step_completed
 
 pytestmark = pytest.mark.integration
@@ -52,7 +56,12 @@ POLICY_OUTPUTS = ("PolicyViolated", "PolicyEvaluationError")
 
 
 @pytest.fixture
-def policy_factory(config_factory, runtime_factory, kafka, serde) -> Callable[[], PolicyProcessor]:
+def policy_factory(
+    config_factory: Callable[..., ProcessorConfig],
+    runtime_factory: Callable[..., RunningRuntime],
+    kafka: KafkaSettings,
+    serde: AvroSerde,
+) -> Callable[[], PolicyProcessor]:
     """Starts a policy processor on this test's topics."""
 
     def start() -> PolicyProcessor:
@@ -63,7 +72,9 @@ def policy_factory(config_factory, runtime_factory, kafka, serde) -> Callable[[]
     return start
 
 
-def _outputs(read_events, count: int, timeout_s: float = 30) -> list[dict[str, Any]]:
+def _outputs(
+    read_events: Callable[..., list[dict[str, Any]]], count: int, timeout_s: float = 30
+) -> list[dict[str, Any]]:
     return read_events(
         "policies",
         count=count,
@@ -81,7 +92,9 @@ def _wait_for_version(processor: PolicyProcessor, name: str, version: int) -> No
 
 
 def test_deny_records_a_violation_and_halts_the_run_once(
-    policy_factory, publish, read_events
+    policy_factory: Callable[[], PolicyProcessor],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     run, fine = uuid.uuid4(), uuid.uuid4()
     publish(policy_published("budget", BUDGET))
@@ -103,7 +116,11 @@ def test_deny_records_a_violation_and_halts_the_run_once(
     ]
 
 
-def test_warn_records_a_violation_without_halting(policy_factory, publish, read_events) -> None:
+def test_warn_records_a_violation_without_halting(
+    policy_factory: Callable[[], PolicyProcessor],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
+) -> None:
     run = uuid.uuid4()
     publish(policy_published("models", MODELS, mode="warn", targets=["llm_call"]))
     policy_factory()
@@ -118,7 +135,9 @@ def test_warn_records_a_violation_without_halting(policy_factory, publish, read_
 
 
 def test_a_new_policy_version_is_used_as_soon_as_it_is_published(
-    policy_factory, publish, read_events
+    policy_factory: Callable[[], PolicyProcessor],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     run = uuid.uuid4()
     publish(policy_published("secrets", SECRETS_V1))
@@ -139,7 +158,9 @@ def test_a_new_policy_version_is_used_as_soon_as_it_is_published(
 
 
 def test_an_evaluation_error_fails_closed_in_deny_mode_only(
-    policy_factory, publish, read_events
+    policy_factory: Callable[[], PolicyProcessor],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     denied, warned = uuid.uuid4(), uuid.uuid4()
     publish(
@@ -159,7 +180,10 @@ def test_an_evaluation_error_fails_closed_in_deny_mode_only(
 
 
 def test_a_malformed_module_is_refused_at_publish_time_and_fails_closed_if_it_arrives(
-    stack, policy_factory, publish, read_events
+    stack: OmiumSettings,
+    policy_factory: Callable[[], PolicyProcessor],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     apps = CommandApplications.create(event_store_env(stack, backend="popo"))
     with apps, pytest.raises(InvalidPolicyError):

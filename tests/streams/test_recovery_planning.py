@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.recovery import RecoverySettings, backoff_ms, normalise_message, plan, signature
-from streams.recovery._mapping import regrouped
+from omium.streams.recovery import RecoverySettings, backoff_ms, normalise_message, plan, signature
+from omium.streams.recovery._mapping import regrouped
 
 SETTINGS = RecoverySettings(max_retries=3, backoff_ms=500, max_backoff_ms=3000)
 
@@ -101,9 +101,16 @@ def test_messages_that_differ_only_in_ids_and_numbers_share_a_signature() -> Non
 
 def _failure(**details: str) -> dict[str, object]:
     return {
-        "event_id": "e1", "tenant_id": "t", "correlation_id": None, "failure_id": "f1",
-        "execution_id": "run-1", "step_id": "draft", "kind": "hallucination",
-        "message": "grounded: 1 of 4 claims unsupported", "agent": "writer", "model": None,
+        "event_id": "e1",
+        "tenant_id": "t",
+        "correlation_id": None,
+        "failure_id": "f1",
+        "execution_id": "run-1",
+        "step_id": "draft",
+        "kind": "hallucination",
+        "message": "grounded: 1 of 4 claims unsupported",
+        "agent": "writer",
+        "model": None,
         "details": {"workflow_id": "wf-1", **details},
     }
 
@@ -116,6 +123,7 @@ def test_the_checkpoint_named_by_the_failure_wins_over_the_one_seen_on_the_run()
 
     assert (named["checkpoint"], both["checkpoint"]) == ("before-draft", "before-draft")
     assert unnamed["checkpoint"] == "seen-on-run"
-    chosen = plan("hallucination", attempts=1, similar=0, settings=SETTINGS,
-                  checkpoint_id=named["checkpoint"])
+    chosen = plan(
+        "hallucination", attempts=1, similar=0, settings=SETTINGS, checkpoint_id=named["checkpoint"]
+    )
     assert (chosen.action, chosen.checkpoint_id) == ("rollback", "before-draft")

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from omium.kernel.settings import KafkaSettings
+from omium.streams.base import Context, Processor, ProcessorConfig, derived_id, output_event
 from omium.testing.samples import sample_event
-from streams.base import Context, Processor, derived_id, output_event
+from tests.streams.conftest import RunningRuntime
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +81,10 @@ def _plans(read_events: Callable[..., list[dict[str, Any]]], count: int) -> list
 
 
 def test_an_avro_event_in_gives_a_decision_event_out_in_a_transaction(
-    config_factory, runtime_factory, publish, read_events
+    config_factory: Callable[..., ProcessorConfig],
+    runtime_factory: Callable[..., RunningRuntime],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     execution = uuid.uuid4()
     running = runtime_factory(CountingPlanner(), config_factory("counting"))
@@ -92,7 +97,10 @@ def test_an_avro_event_in_gives_a_decision_event_out_in_a_transaction(
 
 
 def test_state_survives_a_restart_through_the_changelog(
-    config_factory, runtime_factory, publish, read_events
+    config_factory: Callable[..., ProcessorConfig],
+    runtime_factory: Callable[..., RunningRuntime],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     execution = uuid.uuid4()
     first = runtime_factory(CountingPlanner(), config_factory("counting"))
@@ -108,7 +116,11 @@ def test_state_survives_a_restart_through_the_changelog(
 
 
 def test_an_event_whose_handler_raises_is_dead_lettered_and_the_rest_go_on(
-    config_factory, runtime_factory, publish, read_events, kafka
+    config_factory: Callable[..., ProcessorConfig],
+    runtime_factory: Callable[..., RunningRuntime],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
+    kafka: KafkaSettings,
 ) -> None:
     execution = uuid.uuid4()
     runtime_factory(CountingPlanner(), config_factory("counting"))

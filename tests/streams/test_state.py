@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.base import StateTable, encode_value
+from omium.streams.base import StateTable, encode_value
 
 
 def test_writes_are_seen_at_once_but_kept_locally_only_after_the_commit(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -13,7 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_omium_worker_consensus_decides_and_stops_on_sigterm(
-    worker_process_factory, publish, read_events
+    worker_process_factory: Callable[..., subprocess.Popen[bytes]],
+    publish: Callable[..., None],
+    read_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     round_id = uuid.uuid4()
     process = worker_process_factory("consensus")

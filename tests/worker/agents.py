@@ -63,3 +63,18 @@ def chatty(ctx: StepContext) -> dict[str, Any]:
     """Call the model ``input.calls`` times."""
     replies = [ctx.complete(f"question {n}").text for n in range(int(ctx.input["calls"]))]
     return {"replies": replies}
+
+
+def say(ctx: StepContext) -> dict[str, Any]:
+    """Log start and end like :func:`record`, sleep ``input.sleep_s``, return ``input.say``."""
+    log = ctx.input["log_key"]
+    _redis().rpush(log, f"start {ctx.step_id} {time.time():.6f}")
+    time.sleep(float(ctx.input.get("sleep_s", 0)))
+    _redis().rpush(log, f"end {ctx.step_id} {time.time():.6f}")
+    return {"step": ctx.step_id, "text": str(ctx.input.get("say", ""))}
+
+
+def counted_vote(ctx: StepContext) -> dict[str, Any]:
+    """Vote ``yes``, counting the call under ``<log>:asked:<agent>`` (a model bill, in life)."""
+    _redis().incr(f"{ctx.input['log_key']}:asked:{ctx.agent}")
+    return {"choice": "yes", "reason": f"{ctx.agent} agrees"}

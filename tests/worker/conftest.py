@@ -12,8 +12,8 @@ import pytest
 import redis
 from psycopg import sql
 
-from commands import CommandApplications, event_store_env
-from commands.executions import ExecutionView
+from omium.commands import CommandApplications, event_store_env
+from omium.commands.executions import ExecutionView
 from omium.kernel.kafka import admin_client, ensure_topics
 from omium.kernel.settings import OmiumSettings
 from omium.sdk.workflow import parse_workflow_dict
@@ -60,6 +60,17 @@ def redis_log(stack: OmiumSettings) -> Iterator[tuple[redis.Redis, str]]:
     yield client, key
     for found in client.scan_iter(f"{key}*"):
         client.delete(found)
+
+
+def text(reply: bytes | str) -> str:
+    """A Redis reply as text (the tests' clients do not decode responses)."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
+def get_text(client: redis.Redis, key: str) -> str | None:
+    """The value of a Redis string key as text; ``None`` if there is none."""
+    reply = client.get(key)
+    return None if reply is None else text(reply)
 
 
 def start_run(

@@ -12,15 +12,15 @@ from typing import Any
 import boto3
 import pytest
 
-from omium.kernel.errors import OmiumError, PersistenceError
-from omium.kernel.settings import OmiumSettings
-from omium.worker._blobs import (
+from omium.kernel.blobs import (
     DEFAULT_INLINE_MAX_BYTES,
     BlobStoreError,
     CheckpointBlobStore,
     CheckpointRef,
     CorruptCheckpointError,
 )
+from omium.kernel.errors import OmiumError, PersistenceError
+from omium.kernel.settings import OmiumSettings
 
 LARGE = os.urandom(300 * 1024)  # above the 256 KiB the command side takes inline
 
@@ -178,6 +178,7 @@ def test_identical_state_is_stored_once(
     assert first == second and other.object_key != first.object_key
     assert uploads == [first.object_key, other.object_key]
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=store.bucket)["Contents"]]
+    assert first.object_key is not None and other.object_key is not None
     assert sorted(keys) == sorted([first.object_key, other.object_key])
 
 

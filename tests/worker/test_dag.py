@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import redis
 
-from commands import CommandApplications
 from omium.cli._pipeline import Pipeline
+from omium.commands import CommandApplications
 from omium.kernel.settings import OmiumSettings
-from tests.worker.conftest import start_run, wait_for_run
+from tests.worker.conftest import start_run, text, wait_for_run
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def diamond(name: str) -> dict[str, Any]:
 
 
 def times(client: redis.Redis, key: str) -> dict[tuple[str, str], float]:
-    entries = [entry.decode().split() for entry in client.lrange(key, 0, -1)]
+    entries = [text(entry).split() for entry in client.lrange(key, 0, -1)]
     return {(what, step): float(at) for what, step, at in entries}
 
 

@@ -13,9 +13,9 @@ import pytest
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from commands import CommandApplications
-from commands.executions import ExecutionView
 from omium.cli._pipeline import Pipeline
+from omium.commands import CommandApplications
+from omium.commands.executions import ExecutionView
 from omium.kernel.kafka import topic_name
 from omium.kernel.serde import AvroSerde, default_catalog
 from omium.kernel.settings import OmiumSettings
@@ -60,7 +60,8 @@ def test_a_timed_out_step_is_retried_after_the_backoff(
     )
     [step] = view.steps
     assert (step.attempts, step.output) == (2, {"attempt": 2})
-    events = list(test_apps.executions.repository.event_store.get(run))
+    # Events of classes eventsourcing builds from the aggregate's methods: attributes unknown.
+    events: list[Any] = list(test_apps.executions.repository.event_store.get(run))
     [failed] = [e for e in events if type(e).__name__ == "StepFailed"]
     assert failed.error_type == "timeout" and "timeout of 1s" in failed.error
     started = [e for e in events if type(e).__name__ == "StepStarted"]
@@ -91,11 +92,13 @@ def test_a_run_that_spends_its_call_budget_is_halted(
 
 
 def _failures_on_kafka(settings: OmiumSettings, execution_id: str) -> list[dict[str, Any]]:
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka.bootstrap_servers,
-        "group.id": f"reader-{uuid.uuid4()}",
-        "isolation.level": "read_committed",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"reader-{uuid.uuid4()}",
+            "isolation.level": "read_committed",
+        }
+    )
     topic = topic_name(settings.kafka, "failures")
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
@@ -122,8 +125,10 @@ def test_a_failure_names_the_checkpoint_its_attempt_started_from(
     redis_log: tuple[redis.Redis, str],
 ) -> None:
     # Recovery reads failures and checkpoints from two topics with no order between them.
-    defaults = {"checkpoint": {"before": True, "after": True},
-                "retry": {"max_attempts": 3, "backoff": {"initial_s": 0.1}}}
+    defaults = {
+        "checkpoint": {"before": True, "after": True},
+        "retry": {"max_attempts": 3, "backoff": {"initial_s": 0.1}},
+    }
     run, view = _run_a_step_that_times_out_once(
         worker_settings, event_schema, test_apps, "restore-point", defaults
     )

@@ -24,7 +24,8 @@ def run(needs: dict[str, list[str]] = DIAMOND) -> dict[str, Any]:
         needs=needs,
         agents={step: f"agent_{step}" for step in needs},
     )
-    return json.loads(json.dumps(state, sort_keys=True))  # as a state table stores it
+    stored: dict[str, Any] = json.loads(json.dumps(state, sort_keys=True))  # as a table stores it
+    return stored
 
 
 def complete(state: dict[str, Any], step: str, output: Any = None) -> list[tracker.Action]:
@@ -91,8 +92,9 @@ def test_a_rollback_to_an_after_checkpoint_schedules_what_follows_it() -> None:
 
 def test_recovery_backoff_and_fallback_model_ride_on_the_next_dispatch() -> None:
     state = run({"a": []})
-    planned = event("RecoveryPlanned", step_id="a", plan="retry", backoff_ms=1500,
-                    fallback_model="gpt-4o")
+    planned = event(
+        "RecoveryPlanned", step_id="a", plan="retry", backoff_ms=1500, fallback_model="gpt-4o"
+    )
     assert tracker.apply(state, planned) == []
     [dispatch] = tracker.apply(state, event("StepScheduled", step_id="a"))
     assert isinstance(dispatch, Dispatch)
@@ -116,3 +118,84 @@ def test_nothing_happens_after_the_run_ended() -> None:
     tracker.apply(state, event("ExecutionHalted", reason="policy"))
     assert tracker.apply(state, event("StepScheduled", step_id="a")) == []
     assert state["ended"]
+
+
+def fork_record(position: str, step: str, steps: dict[str, str]) -> dict[str, Any]:
+    return {
+        "checkpoint_id": "parent-cp",
+        "checkpoint_step_id": step,
+        "checkpoint_position": position,
+        "parent_workflow_version": 1,
+        "state_edited": False,
+        "start_checkpoint_id": "fork-cp",
+        "steps": [
+            {
+                "step_id": sid,
+                "status": status,
+                "agent": None,
+                "output_json": json.dumps({"from": sid}) if status == "completed" else None,
+            }
+            for sid, status in steps.items()
+        ],
+    }
+
+
+def test_a_fork_dispatches_what_runs_again_and_schedules_what_became_ready() -> None:
+    # Forked before left, with right still running at the checkpoint: both run again, left from
+    # the fork's first checkpoint (its own before state), right from its needs' results.
+    state = run()
+    record = fork_record(
+        "before", "left", {"fetch": "completed", "left": "scheduled", "right": "scheduled"}
+    )
+    assert tracker.forked(state, record) == [
+        Dispatch("left", "fork", agent="agent_left", restore_checkpoint_id="fork-cp"),
+        Dispatch("right", "fork", agent="agent_right"),
+    ]
+    tracker.apply(state, event("StepStarted", step_id="left", attempt=1))
+    assert tracker.apply(state, event("StepCompleted", step_id="left", output_json="{}")) == []
+    assert complete(state, "right") == [Schedule("merge", "agent_merge")]
+
+
+def test_a_fork_after_a_step_schedules_the_next_and_one_after_the_last_completes() -> None:
+    state = run()
+    after_fetch = fork_record("after", "fetch", {"fetch": "completed"})
+    assert tracker.forked(state, after_fetch) == [
+        Schedule("left", "agent_left"),
+        Schedule("right", "agent_right"),
+    ]
+    done = run()
+    everything = dict.fromkeys(DIAMOND, "completed")
+    assert tracker.forked(done, fork_record("after", "merge", everything)) == [
+        CompleteRun({"merge": {"from": "merge"}})
+    ]
+
+
+def test_a_step_that_requires_an_approval_asks_for_it_once_and_runs_when_granted() -> None:
+    spec = {"timeout_s": 60, "on_timeout": "approve", "approvers": ["bob"], "prompt": "Go?"}
+    state = tracker.new_run(
+        tenant_id="acme",
+        workflow_id="w",
+        workflow_version=1,
+        needs={"a": [], "b": ["a"]},
+        agents={"a": "x", "b": "y"},
+        approvals={"b": spec},
+    )
+    state = json.loads(json.dumps(state, sort_keys=True))
+    complete(state, "a")
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    assert tracker.apply(state, event("StepScheduled", step_id="b")) == [
+        tracker.RequestApproval(
+            "b",
+            at=at.isoformat(),
+            deadline="2025-01-01T00:01:00+00:00",
+            default_action="approve",
+            approvers=("bob",),
+            prompt="Go?",
+        )
+    ]
+    granted = event("HumanApprovalGranted", step_id="b", decided_by="bob")
+    assert tracker.apply(state, granted) == [Dispatch("b", "approval_granted", agent="y")]
+    # A retry of the approved step is dispatched at once.
+    tracker.apply(state, event("StepStarted", step_id="b", attempt=1))
+    tracker.apply(state, event("StepFailed", step_id="b", attempt=1))
+    assert tracker.apply(state, event("StepScheduled", step_id="b")) == [Dispatch("b", "scheduled")]

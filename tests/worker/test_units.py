@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +37,16 @@ def test_outputs_are_json_objects() -> None:
 
 
 def test_an_agent_past_its_timeout_is_abandoned_and_cancelled() -> None:
-    cancel = threading.Event()
-    started = time.monotonic()
+    cancel, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def stuck(ctx: object) -> None:
+        release.wait(30)
+        finished.set()
+
     with pytest.raises(StepTimeoutError) as caught:
-        call_agent(lambda ctx: time.sleep(5), FakeContext(), timeout_s=0.2, cancel=cancel)  # type: ignore[arg-type]
-    assert time.monotonic() - started < 2
+        call_agent(stuck, FakeContext(), timeout_s=0.2, cancel=cancel)  # type: ignore[arg-type]
+    assert not finished.is_set()  # abandoned while the agent still runs, not waited for
+    release.set()
     assert cancel.is_set()
     assert caught.value.failure_kind == "timeout" and caught.value.timeout_s == 0.2
 
@@ -64,9 +68,11 @@ def test_a_hallucinated_draft_is_a_hallucination_and_a_good_one_passes() -> None
     workflow = load_workflow(EXAMPLE)
     draft = workflow.step("draft")
     research = {"facts": [], "sources": {"oslo": "Oslo recorded zero deaths in 2019."}}
-    good = {"report": "# Oslo\n\nOslo recorded zero deaths in 2019 [source:oslo]. "
-                      "Oslo recorded zero deaths in 2019 [source:oslo]. "
-                      "Oslo recorded zero deaths in 2019 [source:oslo]."}
+    good = {
+        "report": "# Oslo\n\nOslo recorded zero deaths in 2019 [source:oslo]. "
+        "Oslo recorded zero deaths in 2019 [source:oslo]. "
+        "Oslo recorded zero deaths in 2019 [source:oslo]."
+    }
     assert check_output(draft, good, {"research": research}, tokens_out=None, attempt=1) is None
     bad = {"report": good["report"] + " Deaths fell by 4,700% [source:oslo]."}
     failure = check_output(draft, bad, {"research": research}, tokens_out=None, attempt=2)

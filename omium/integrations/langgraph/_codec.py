@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -23,6 +23,45 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+
+
+class Transport(Protocol):
+    """What a sync saver sends its requests through: a ``Client``, or the embedded mode."""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Answer one of the LangGraph routes' requests."""
+        ...
+
+    def close(self) -> None:
+        """Release what the transport holds."""
+        ...
+
+
+class AsyncTransport(Protocol):
+    """What an async saver sends its requests through: an ``AsyncClient``, or embedded."""
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Answer one of the LangGraph routes' requests."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the transport holds."""
+        ...
+
 
 CHECKPOINTS = "/api/v1/langgraph/checkpoints"
 WRITES = "/api/v1/langgraph/writes"
@@ -45,12 +84,17 @@ def _load(serde: SerializerProtocol, blob: dict[str, str]) -> Any:
 def thread_of(config: RunnableConfig) -> tuple[str, str, str | None]:
     """``(thread_id, checkpoint_ns, checkpoint_id)`` of a config."""
     configurable = config["configurable"]
-    return (str(configurable["thread_id"]), configurable.get("checkpoint_ns", ""),
-            get_checkpoint_id(config))
+    return (
+        str(configurable["thread_id"]),
+        configurable.get("checkpoint_ns", ""),
+        get_checkpoint_id(config),
+    )
 
 
 def put_body(
-    serde: SerializerProtocol, config: RunnableConfig, checkpoint: Checkpoint,
+    serde: SerializerProtocol,
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
 ) -> tuple[dict[str, Any], RunnableConfig]:
     """The request body of a ``put``, and the config ``put`` returns."""
@@ -58,19 +102,29 @@ def put_body(
     # Round-trip through JSON now, so a value the gateway cannot store fails here, clearly.
     meta = json.loads(json.dumps(get_serializable_checkpoint_metadata(config, metadata)))
     body = {
-        "thread_id": thread_id, "checkpoint_ns": checkpoint_ns,
-        "checkpoint_id": checkpoint["id"], "parent_checkpoint_id": parent_id,
-        "checkpoint": _dump(serde, checkpoint), "metadata": meta,
+        "thread_id": thread_id,
+        "checkpoint_ns": checkpoint_ns,
+        "checkpoint_id": checkpoint["id"],
+        "parent_checkpoint_id": parent_id,
+        "checkpoint": _dump(serde, checkpoint),
+        "metadata": meta,
     }
-    next_config: RunnableConfig = {"configurable": {
-        "thread_id": thread_id, "checkpoint_ns": checkpoint_ns,
-        "checkpoint_id": checkpoint["id"]}}
+    next_config: RunnableConfig = {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": checkpoint_ns,
+            "checkpoint_id": checkpoint["id"],
+        }
+    }
     return body, next_config
 
 
 def writes_body(
-    serde: SerializerProtocol, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
-    task_id: str, task_path: str,
+    serde: SerializerProtocol,
+    config: RunnableConfig,
+    writes: Sequence[tuple[str, Any]],
+    task_id: str,
+    task_path: str,
 ) -> dict[str, Any]:
     """The request body of a ``put_writes``.
 
@@ -79,10 +133,19 @@ def writes_body(
     """
     thread_id, checkpoint_ns, checkpoint_id = thread_of(config)
     return {
-        "thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint_id,
-        "task_id": task_id, "task_path": task_path,
-        "writes": [{"idx": WRITES_IDX_MAP.get(channel, idx), "channel": channel,
-                    "value": _dump(serde, value)} for idx, (channel, value) in enumerate(writes)],
+        "thread_id": thread_id,
+        "checkpoint_ns": checkpoint_ns,
+        "checkpoint_id": checkpoint_id,
+        "task_id": task_id,
+        "task_path": task_path,
+        "writes": [
+            {
+                "idx": WRITES_IDX_MAP.get(channel, idx),
+                "channel": channel,
+                "value": _dump(serde, value),
+            }
+            for idx, (channel, value) in enumerate(writes)
+        ],
         "replace": all(channel in WRITES_IDX_MAP for channel, _ in writes),
     }
 
@@ -92,26 +155,38 @@ def to_tuple(serde: SerializerProtocol, item: dict[str, Any]) -> CheckpointTuple
     thread, ns = item["thread_id"], item["checkpoint_ns"]
     parent = item["parent_checkpoint_id"]
     return CheckpointTuple(
-        config={"configurable": {"thread_id": thread, "checkpoint_ns": ns,
-                                 "checkpoint_id": item["checkpoint_id"]}},
+        config={
+            "configurable": {
+                "thread_id": thread,
+                "checkpoint_ns": ns,
+                "checkpoint_id": item["checkpoint_id"],
+            }
+        },
         checkpoint=_load(serde, item["checkpoint"]),
         metadata=item["metadata"],
-        parent_config=None if parent is None else {"configurable": {
-            "thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": parent}},
-        pending_writes=[(w["task_id"], w["channel"], _load(serde, w["value"]))
-                        for w in item["pending_writes"]],
+        parent_config=None
+        if parent is None
+        else {"configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": parent}},
+        pending_writes=[
+            (w["task_id"], w["channel"], _load(serde, w["value"])) for w in item["pending_writes"]
+        ],
     )
 
 
 def get_params(config: RunnableConfig) -> dict[str, Any]:
     """The query of ``get_tuple``: one checkpoint, or the namespace's latest."""
     thread_id, checkpoint_ns, checkpoint_id = thread_of(config)
-    return {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns,
-            "checkpoint_id": checkpoint_id, "limit": 1}
+    return {
+        "thread_id": thread_id,
+        "checkpoint_ns": checkpoint_ns,
+        "checkpoint_id": checkpoint_id,
+        "limit": 1,
+    }
 
 
 def list_params(
-    config: RunnableConfig | None, filter: dict[str, Any] | None,
+    config: RunnableConfig | None,
+    filter: dict[str, Any] | None,
     before: RunnableConfig | None,
 ) -> dict[str, Any]:
     """The query of ``list`` (without paging)."""

@@ -1,9 +1,21 @@
 """Kafka plumbing shared by every Omium part: topics, producer, consumer, dead letters."""
 
 from omium.kernel.kafka._codec import EventCodec
-from omium.kernel.kafka._consumer import ConsumedEvent, EventConsumer, EventHandler, consumer_config
+from omium.kernel.kafka._consumer import (
+    ConsumedEvent,
+    EventConsumer,
+    EventHandler,
+    consumer_config,
+    poll_batch,
+)
+from omium.kernel.kafka._deadline import DeadlineCalls, TransactionStalledError
 from omium.kernel.kafka._dlq import DeadLetter, DeadLetterWriter
-from omium.kernel.kafka._producer import DeliveryError, EventProducer, producer_config
+from omium.kernel.kafka._producer import (
+    DeliveryCallback,
+    DeliveryError,
+    EventProducer,
+    producer_config,
+)
 from omium.kernel.kafka._topics import (
     TELEMETRY_AREAS,
     Area,
@@ -30,15 +42,20 @@ __all__ = [
     "topic_name",
     "topic_specs",
     # producing
+    "DeliveryCallback",
     "DeliveryError",
     "EventCodec",
     "EventProducer",
     "producer_config",
+    # transactions
+    "DeadlineCalls",
+    "TransactionStalledError",
     # consuming
     "ConsumedEvent",
     "EventConsumer",
     "EventHandler",
     "consumer_config",
+    "poll_batch",
     # dead letters
     "DeadLetter",
     "DeadLetterWriter",

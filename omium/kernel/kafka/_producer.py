@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -34,7 +34,7 @@ class DeliveryError(PersistenceError):
 def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
     """librdkafka settings for a producer that never loses or duplicates an acknowledged send."""
     config: dict[str, Any] = {
-        "bootstrap.servers": kafka.bootstrap_servers,
+        **kafka.client_config(),
         "client.id": f"{kafka.client_id}-producer",
         "enable.idempotence": True,
         "acks": "all",
@@ -43,6 +43,9 @@ def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
     }
     config.update(overrides)
     return config
+
+
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
 class EventProducer:
@@ -71,14 +74,36 @@ class EventProducer:
             ("event_type", str(event["event_type"]).encode()),
             ("tenant_id", str(event["tenant_id"]).encode()),
         ]
-        self.send(topic, key=str(event["aggregate_id"]), value=self._codec.encode(event),
-                  headers=headers)
+        self.send(
+            topic, key=str(event["aggregate_id"]), value=self._codec.encode(event), headers=headers
+        )
         return topic
 
     def send(
-        self, topic: str, *, key: str | None, value: bytes, headers: Headers | None = None
+        self,
+        topic: str,
+        *,
+        key: str | None,
+        value: bytes,
+        headers: Headers | None = None,
+        on_delivery: DeliveryCallback | None = None,
     ) -> None:
-        """Send raw bytes; failures surface at the next ``flush``."""
+        """Send raw bytes; failures surface at the next ``flush``.
+
+        Args:
+            topic: Where to.
+            key: The partitioning key.
+            value: The encoded message.
+            headers: Kafka headers.
+            on_delivery: Also called with ``(error or None, message)`` once Kafka answered,
+                from whichever thread serves the producer (:meth:`poll`, :meth:`flush`).
+        """
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            self._on_delivery(error, message)
+            if on_delivery is not None:
+                on_delivery(error, message)
+
         while True:
             try:
                 self._producer.produce(
@@ -86,7 +111,7 @@ class EventProducer:
                     key=key.encode() if key is not None else None,
                     value=value,
                     headers=list(headers or []),
-                    on_delivery=self._on_delivery,
+                    on_delivery=delivered,
                 )
                 break
             except BufferError:
@@ -95,6 +120,10 @@ class EventProducer:
             except KafkaException as exc:
                 raise PersistenceError(f"cannot send to {topic}: {exc}") from exc
         self._producer.poll(0)
+
+    def poll(self, timeout_s: float) -> None:
+        """Serve delivery callbacks, waiting up to ``timeout_s`` for the first one."""
+        self._producer.poll(timeout_s)
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Wait for every pending acknowledgement; raise ``DeliveryError`` on any failure."""

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka import KafkaError, KafkaException
+
+# confluent-kafka's stubs do not re-export these two, though the module defines them.
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
 
 from omium.kernel.errors import PersistenceError
+from omium.kernel.retry import retrying
 from omium.kernel.settings import KafkaSettings
 
 
@@ -71,11 +75,18 @@ def topic_specs(kafka: KafkaSettings) -> list[TopicSpec]:
     return specs
 
 
-def admin_client(kafka: KafkaSettings) -> AdminClient:
-    """An admin client for the configured cluster."""
-    return AdminClient(
-        {"bootstrap.servers": kafka.bootstrap_servers, "client.id": f"{kafka.client_id}-admin"}
-    )
+def admin_client(kafka: KafkaSettings, errors: list[KafkaError] | None = None) -> AdminClient:
+    """An admin client for the configured cluster.
+
+    Args:
+        kafka: The cluster and how to authenticate.
+        errors: Collects the client's own errors (``error_cb``): librdkafka reports a refused
+            login there, while the request that failed only says the transport failed.
+    """
+    config: dict[str, Any] = {**kafka.client_config(), "client.id": f"{kafka.client_id}-admin"}
+    if errors is not None:
+        config["error_cb"] = errors.append
+    return AdminClient(config)
 
 
 def ensure_topics(
@@ -85,12 +96,18 @@ def ensure_topics(
 
     Existing topics are left as they are (their partition count is never shrunk or grown here).
     """
-    admin = admin_client(kafka)
+    errors: list[KafkaError] = []
+    admin = admin_client(kafka, errors)
     wanted = specs if specs is not None else topic_specs(kafka)
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:
-        raise TopicError(f"cannot list topics on {kafka.bootstrap_servers}: {exc}") from exc
+        # A refused login (wrong SASL password, untrusted certificate) says why in error_cb.
+        admin.poll(0)  # serves error_cb
+        failed = exc.args[0].code() if exc.args and isinstance(exc.args[0], KafkaError) else None
+        why = next((e for e in reversed(errors) if e.code() != failed), None)
+        detail = f" ({why.str()})" if why is not None else ""
+        raise TopicError(f"cannot list topics on {kafka.bootstrap_servers}: {exc}{detail}") from exc
     missing = [spec for spec in wanted if spec.name not in existing]
     if not missing:
         return []
@@ -130,16 +147,49 @@ class TopicDescription:
 
 
 def describe_topic(kafka: KafkaSettings, name: str, *, timeout_s: float = 15.0) -> TopicDescription:
-    """Read a topic's partition count, replication factor and effective config."""
+    """Read a topic's partition count, replication factor and effective config.
+
+    A topic created a moment ago reaches each broker's metadata a little later (on a cluster of
+    several brokers), and a broker that has not seen it yet answers "unknown" to the metadata
+    request and to the config request alike: both are asked again, a few times a second, until
+    ``timeout_s``.
+    """
     admin = admin_client(kafka)
+    attempts = max(1, int(timeout_s / _UNKNOWN_TOPIC_WAIT_S))
+    ask = retrying(_UnknownTopic, attempts=attempts, wait_s=_UNKNOWN_TOPIC_WAIT_S, max_wait_s=1.0)
     try:
-        metadata = admin.list_topics(topic=name, timeout=timeout_s).topics[name]
-        if metadata.error is not None:
-            raise TopicError(f"topic {name}: {metadata.error}")
-        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-        entries = admin.describe_configs([resource])[resource].result(timeout=timeout_s)
+        return ask(_describe_once, admin, name, timeout_s)
+    except _UnknownTopic as exc:
+        raise TopicError(f"topic {name}: {exc.error}") from exc
     except KafkaException as exc:
         raise TopicError(f"cannot describe topic {name}: {exc}") from exc
+
+
+_UNKNOWN_TOPIC_WAIT_S = 0.2
+
+
+class _UnknownTopic(Exception):
+    """A broker does not know the topic (yet)."""
+
+    def __init__(self, error: KafkaError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _describe_once(admin: AdminClient, name: str, timeout_s: float) -> TopicDescription:
+    metadata = admin.list_topics(topic=name, timeout=timeout_s).topics[name]
+    if isinstance(metadata.error, KafkaError) and _unknown(metadata.error):
+        raise _UnknownTopic(metadata.error)
+    if metadata.error is not None:
+        raise TopicError(f"topic {name}: {metadata.error}")
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    try:
+        entries = admin.describe_configs([resource])[resource].result(timeout=timeout_s)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and _unknown(error):
+            raise _UnknownTopic(error) from exc
+        raise
     partitions = metadata.partitions
     replicas = len(next(iter(partitions.values())).replicas) if partitions else 0
     return TopicDescription(
@@ -148,3 +198,7 @@ def describe_topic(kafka: KafkaSettings, name: str, *, timeout_s: float = 15.0) 
         replication_factor=replicas,
         config={key: entry.value for key, entry in entries.items()},
     )
+
+
+def _unknown(error: object) -> bool:
+    return isinstance(error, KafkaError) and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART

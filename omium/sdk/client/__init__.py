@@ -12,6 +12,7 @@ from omium.sdk.client._config import (
     ClientConfig,
 )
 from omium.sdk.client._errors import (
+    CheckpointPrunedError,
     CompletionTimeoutError,
     ConflictError,
     ForbiddenError,
@@ -47,7 +48,10 @@ from omium.sdk.client._models import (
     ConsensusRound,
     Execution,
     ExecutionAccepted,
+    ForkAccepted,
     IssuedApiKey,
+    Limits,
+    LimitsAccepted,
     Policy,
     PolicyAccepted,
     Readiness,
@@ -55,15 +59,18 @@ from omium.sdk.client._models import (
     RoundAccepted,
     RoundDecision,
     Step,
+    TenantLimits,
     WhoAmI,
     Workflow,
     WorkflowAccepted,
 )
 from omium.sdk.client._read_models import (
     AuditRecord,
+    ChainBreak,
     ExecutionSummary,
     Failure,
     FailureGroup,
+    IntegrityReport,
     Page,
     RunBucket,
     RunEvent,
@@ -76,6 +83,7 @@ from omium.sdk.client._read_models import (
     TimelineEvent,
     Trace,
 )
+from omium.sdk.client._suggestions import Suggestion, SuggestionAccepted, SuggestionList
 from omium.sdk.client._sync import Client
 
 __all__ = [
@@ -102,14 +110,22 @@ __all__ = [
     "ForbiddenError",
     "NotFoundError",
     "ConflictError",
+    "CheckpointPrunedError",
     "RateLimitedError",
     "ServiceUnavailableError",
     "ServerError",
     # write-side answers
     "ApiModel",
+    "Suggestion",
+    "SuggestionAccepted",
+    "SuggestionList",
     "Accepted",
     "WorkflowAccepted",
+    "Limits",
+    "LimitsAccepted",
+    "TenantLimits",
     "ExecutionAccepted",
+    "ForkAccepted",
     "CheckpointAccepted",
     "RoundAccepted",
     "RoundDecision",
@@ -143,6 +159,8 @@ __all__ = [
     "Failure",
     "FailureGroup",
     "RunEvent",
+    "IntegrityReport",
+    "ChainBreak",
     # list and search parameters
     "ExecutionFilters",
     "AuditFilters",

@@ -121,6 +121,26 @@ class ConflictError(OmiumAPIError):
     """Refused by the aggregate's state or a concurrent change (409)."""
 
 
+class CheckpointPrunedError(OmiumAPIError):
+    """The checkpoint was pruned by its workflow's retention (410 ``checkpoint-pruned``).
+
+    Its record stays in the run's history, its state does not: nothing can roll back to it,
+    fork from it (without an edited state) or read it. It is gone, not corrupt.
+    """
+
+    @property
+    def checkpoint_id(self) -> str | None:
+        """The pruned checkpoint."""
+        value = self.extensions.get("checkpoint_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def checksum(self) -> str | None:
+        """The SHA-256 its state had."""
+        value = self.extensions.get("checksum")
+        return value if isinstance(value, str) else None
+
+
 class RateLimitedError(OmiumAPIError):
     """A rate-limit bucket is empty (429), still so after the client's retries.
 
@@ -153,6 +173,7 @@ _BY_STATUS: dict[int, type[OmiumAPIError]] = {
     403: ForbiddenError,
     404: NotFoundError,
     409: ConflictError,
+    410: CheckpointPrunedError,
     413: InvalidRequestError,
     415: InvalidRequestError,
     422: InvalidRequestError,

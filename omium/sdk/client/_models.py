@@ -51,6 +51,14 @@ class CheckpointAccepted(Accepted):
     checkpoint_id: str
 
 
+class ForkAccepted(ExecutionAccepted):
+    """A fork: ``execution_id`` is the new run; where it comes from and its first checkpoint."""
+
+    parent_execution_id: str
+    forked_from_checkpoint_id: str
+    checkpoint_id: str
+
+
 class RoundAccepted(Accepted):
     """An accepted command on a consensus round."""
 
@@ -112,6 +120,13 @@ class Approval(ApiModel):
     decided_by: str | None
     comment: str | None
     by_default: bool
+    approvers: list[str] = []
+    approver_role: str | None = None
+    escalation: dict[str, Any] | None = None
+    """Who decides after the deadline, for ``default_action`` ``escalate``."""
+    escalated_at: datetime | None = None
+    """When the approval passed to its escalation's deciders (approvers, role, deadline and
+    default are the escalation's since)."""
 
 
 class Checkpoint(ApiModel):
@@ -126,6 +141,10 @@ class Checkpoint(ApiModel):
     object_key: str | None
     sequence: int
     inline_state: str | None = None
+    state: str = "available"
+    """``available``, or ``pruned``: retention let its state go (the record stays; rolling back
+    to it, forking from it or reading it fails with a 410 ``checkpoint-pruned`` problem)."""
+    created_at: datetime | None = None
 
     def state_bytes(self) -> bytes | None:
         """The decoded inline state (``None`` for object storage or a listed checkpoint)."""
@@ -148,6 +167,8 @@ class Execution(ApiModel):
     started_at: datetime
     modified_at: datetime
     version: int
+    parent_execution_id: str | None = None
+    forked_from_checkpoint_id: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -230,3 +251,25 @@ class Readiness(ApiModel):
 
     status: str
     checks: dict[str, str]
+
+
+class Limits(ApiModel):
+    """Concurrency limits of one level (the tenant, or one workflow); ``None``: unlimited."""
+
+    max_running_executions: int | None = None
+    max_concurrent_steps: int | None = None
+
+
+class TenantLimits(Limits):
+    """The tenant's concurrency limits (``version`` 0: never set)."""
+
+    workflows: dict[str, Limits] = {}
+    version: int = 0
+    modified_at: datetime | None = None
+
+
+class LimitsAccepted(ApiModel):
+    """Limits set: the version they have now and the events written."""
+
+    version: int
+    events: list[str]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,12 +27,15 @@ from omium.sdk.client._models import (
     ConsensusRound,
     Execution,
     ExecutionAccepted,
+    ForkAccepted,
     IssuedApiKey,
+    LimitsAccepted,
     Policy,
     PolicyAccepted,
     Readiness,
     RoundAccepted,
     RoundDecision,
+    TenantLimits,
     WhoAmI,
     Workflow,
     WorkflowAccepted,
@@ -42,6 +46,7 @@ from omium.sdk.client._read_models import (
     ExecutionSummary,
     Failure,
     FailureGroup,
+    IntegrityReport,
     Page,
     RunStats,
     Span,
@@ -73,23 +78,63 @@ def _accepted(path: str, payload: dict[str, Any]) -> Op[ExecutionAccepted]:
 
 def register_workflow(name: str, definition: dict[str, Any]) -> Op[WorkflowAccepted]:
     """``POST /workflows``."""
-    return Op("POST", f"{API}/workflows", model_parser(WorkflowAccepted),
-              json={"name": name, "definition": definition}, command=True)
+    return Op(
+        "POST",
+        f"{API}/workflows",
+        model_parser(WorkflowAccepted),
+        json={"name": name, "definition": definition},
+        command=True,
+    )
 
 
 def publish_workflow_version(
     workflow_id: object, definition: dict[str, Any], expected_version: int | None
 ) -> Op[WorkflowAccepted]:
     """``POST /workflows/{id}/versions``."""
-    return Op("POST", f"{API}/workflows/{segment(workflow_id)}/versions",
-              model_parser(WorkflowAccepted),
-              json=body(definition=definition, expected_version=expected_version), command=True)
+    return Op(
+        "POST",
+        f"{API}/workflows/{segment(workflow_id)}/versions",
+        model_parser(WorkflowAccepted),
+        json=body(definition=definition, expected_version=expected_version),
+        command=True,
+    )
 
 
 def get_workflow(workflow_id: object, definition_version: int | None) -> Op[Workflow]:
     """``GET /workflows/{id}``."""
-    return Op("GET", f"{API}/workflows/{segment(workflow_id)}", model_parser(Workflow),
-              params={"definition_version": definition_version})
+    return Op(
+        "GET",
+        f"{API}/workflows/{segment(workflow_id)}",
+        model_parser(Workflow),
+        params={"definition_version": definition_version},
+    )
+
+
+def get_limits() -> Op[TenantLimits]:
+    """``GET /limits``."""
+    return Op("GET", f"{API}/limits", model_parser(TenantLimits))
+
+
+def set_limits(
+    *,
+    max_running_executions: int | None,
+    max_concurrent_steps: int | None,
+    workflows: Mapping[str, Mapping[str, int | None]] | None,
+    expected_version: int | None,
+) -> Op[LimitsAccepted]:
+    """``PUT /limits``."""
+    return Op(
+        "PUT",
+        f"{API}/limits",
+        model_parser(LimitsAccepted),
+        json={
+            "max_running_executions": max_running_executions,
+            "max_concurrent_steps": max_concurrent_steps,
+            "workflows": {str(k): dict(v) for k, v in (workflows or {}).items()},
+            "expected_version": expected_version,
+        },
+        command=True,
+    )
 
 
 def find_workflows(name: str | None) -> Op[list[Workflow]]:
@@ -105,8 +150,9 @@ def start_execution(
 ) -> Op[ExecutionAccepted]:
     """``POST /executions``."""
     payload = body(workflow_id=str(workflow_id), workflow_version=workflow_version, input=input)
-    return Op("POST", f"{API}/executions", model_parser(ExecutionAccepted), json=payload,
-              command=True)
+    return Op(
+        "POST", f"{API}/executions", model_parser(ExecutionAccepted), json=payload, command=True
+    )
 
 
 def get_execution(execution_id: object) -> Op[Execution]:
@@ -155,38 +201,85 @@ def create_checkpoint(
     elif checksum is None or size is None:
         raise ValueError("an object-storage checkpoint needs its checksum and size")
     payload = body(
-        step_id=step_id, position=position, checksum=checksum, size=size,
+        step_id=step_id,
+        position=position,
+        checksum=checksum,
+        size=size,
         storage="inline" if state is not None else "object",
         inline_state=None if state is None else base64.b64encode(state).decode("ascii"),
-        object_key=object_key, checkpoint_id=checkpoint_id, expected_version=expected_version,
+        object_key=object_key,
+        checkpoint_id=checkpoint_id,
+        expected_version=expected_version,
     )
-    return Op("POST", _execution(execution_id, "checkpoints"), model_parser(CheckpointAccepted),
-              json=payload, command=True)
+    return Op(
+        "POST",
+        _execution(execution_id, "checkpoints"),
+        model_parser(CheckpointAccepted),
+        json=payload,
+        command=True,
+    )
 
 
 def get_checkpoint(execution_id: object, checkpoint_id: str) -> Op[CheckpointModel]:
     """``GET /executions/{id}/checkpoints/{cp}``."""
-    return Op("GET", _execution(execution_id, "checkpoints", checkpoint_id),
-              model_parser(CheckpointModel))
+    return Op(
+        "GET", _execution(execution_id, "checkpoints", checkpoint_id), model_parser(CheckpointModel)
+    )
 
 
 def roll_back(
     execution_id: object, checkpoint_id: str, reason: str | None, expected_version: int | None
 ) -> Op[ExecutionAccepted]:
     """``POST /executions/{id}/rollback``."""
-    return _accepted(_execution(execution_id, "rollback"),
-                     body(checkpoint_id=checkpoint_id, reason=reason,
-                          expected_version=expected_version))
+    return _accepted(
+        _execution(execution_id, "rollback"),
+        body(checkpoint_id=checkpoint_id, reason=reason, expected_version=expected_version),
+    )
+
+
+def fork_execution(
+    execution_id: object,
+    checkpoint_id: str,
+    *,
+    workflow_version: int | None,
+    state: dict[str, Any] | None,
+) -> Op[ForkAccepted]:
+    """``POST /executions/{id}/fork``."""
+    payload = body(checkpoint_id=checkpoint_id, workflow_version=workflow_version, state=state)
+    return Op(
+        "POST",
+        _execution(execution_id, "fork"),
+        model_parser(ForkAccepted),
+        json=payload,
+        command=True,
+    )
 
 
 def request_approval(
-    execution_id: object, step_id: str, *, deadline: datetime | str, default_action: str,
-    prompt: str | None, expected_version: int | None,
+    execution_id: object,
+    step_id: str,
+    *,
+    deadline: datetime | str,
+    default_action: str,
+    prompt: str | None,
+    expected_version: int | None,
+    approvers: list[str] | None = None,
+    approver_role: str | None = None,
+    escalation: Mapping[str, Any] | None = None,
 ) -> Op[ExecutionAccepted]:
     """``POST /executions/{id}/steps/{step}/approval``."""
-    return step_command(execution_id, step_id, "approval", deadline=_iso(deadline),
-                        default_action=default_action, prompt=prompt,
-                        expected_version=expected_version)
+    return step_command(
+        execution_id,
+        step_id,
+        "approval",
+        deadline=_iso(deadline),
+        default_action=default_action,
+        prompt=prompt,
+        expected_version=expected_version,
+        approvers=approvers,
+        approver_role=approver_role,
+        escalation=None if escalation is None else dict(escalation),
+    )
 
 
 # --- read models ------------------------------------------------------------------------------
@@ -199,8 +292,32 @@ def list_executions(**params: Any) -> Op[Page[ExecutionSummary]]:
 
 def get_timeline(execution_id: object, limit: int | None, cursor: str | None) -> Op[Timeline]:
     """``GET /executions/{id}/timeline``."""
-    return Op("GET", _execution(execution_id, "timeline"), model_parser(Timeline),
-              params={"limit": limit, "cursor": cursor})
+    return Op(
+        "GET",
+        _execution(execution_id, "timeline"),
+        model_parser(Timeline),
+        params={"limit": limit, "cursor": cursor},
+    )
+
+
+def verify_execution(execution_id: object, store: bool, kafka: bool) -> Op[IntegrityReport]:
+    """``GET /executions/{id}/verify``: the run's hash chains, in the event store and on Kafka."""
+    return Op(
+        "GET",
+        _execution(execution_id, "verify"),
+        model_parser(IntegrityReport),
+        params={"store": store, "kafka": kafka},
+    )
+
+
+def verify_tenant(store: bool, kafka: bool) -> Op[IntegrityReport]:
+    """``GET /verify``: every hash chain of the caller's tenant (operators)."""
+    return Op(
+        "GET",
+        f"{API}/verify",
+        model_parser(IntegrityReport),
+        params={"store": store, "kafka": kafka},
+    )
 
 
 def get_checkpoint_state(execution_id: object, checkpoint_id: str) -> Op[bytes]:
@@ -258,8 +375,13 @@ def open_round(**fields: Any) -> Op[RoundAccepted]:
     """``POST /consensus/rounds``."""
     if isinstance(fields.get("deadline"), datetime):
         fields["deadline"] = _iso(fields["deadline"])
-    return Op("POST", f"{API}/consensus/rounds", model_parser(RoundAccepted), json=body(**fields),
-              command=True)
+    return Op(
+        "POST",
+        f"{API}/consensus/rounds",
+        model_parser(RoundAccepted),
+        json=body(**fields),
+        command=True,
+    )
 
 
 def get_round(round_id: object) -> Op[ConsensusRound]:
@@ -269,21 +391,31 @@ def get_round(round_id: object) -> Op[ConsensusRound]:
 
 def cast_vote(round_id: object, **fields: Any) -> Op[RoundAccepted]:
     """``POST /consensus/rounds/{id}/votes``."""
-    return Op("POST", f"{API}/consensus/rounds/{segment(round_id)}/votes",
-              model_parser(RoundAccepted), json=body(**fields), command=True)
+    return Op(
+        "POST",
+        f"{API}/consensus/rounds/{segment(round_id)}/votes",
+        model_parser(RoundAccepted),
+        json=body(**fields),
+        command=True,
+    )
 
 
 def decide_round(round_id: object, expected_version: int | None) -> Op[RoundDecision]:
     """``POST /consensus/rounds/{id}/decide``."""
-    return Op("POST", f"{API}/consensus/rounds/{segment(round_id)}/decide",
-              model_parser(RoundDecision), json=body(expected_version=expected_version),
-              command=True)
+    return Op(
+        "POST",
+        f"{API}/consensus/rounds/{segment(round_id)}/decide",
+        model_parser(RoundDecision),
+        json=body(expected_version=expected_version),
+        command=True,
+    )
 
 
 def publish_policy(**fields: Any) -> Op[PolicyAccepted]:
     """``POST /policies``."""
-    return Op("POST", f"{API}/policies", model_parser(PolicyAccepted), json=body(**fields),
-              command=True)
+    return Op(
+        "POST", f"{API}/policies", model_parser(PolicyAccepted), json=body(**fields), command=True
+    )
 
 
 def find_policies(name: str | None) -> Op[list[Policy]]:
@@ -293,14 +425,23 @@ def find_policies(name: str | None) -> Op[list[Policy]]:
 
 def get_policy(policy_id: object, policy_version: int | None) -> Op[Policy]:
     """``GET /policies/{id}``."""
-    return Op("GET", f"{API}/policies/{segment(policy_id)}", model_parser(Policy),
-              params={"policy_version": policy_version})
+    return Op(
+        "GET",
+        f"{API}/policies/{segment(policy_id)}",
+        model_parser(Policy),
+        params={"policy_version": policy_version},
+    )
 
 
 def create_api_key(name: str, role: str) -> Op[IssuedApiKey]:
     """``POST /api-keys``."""
-    return Op("POST", f"{API}/api-keys", model_parser(IssuedApiKey),
-              json={"name": name, "role": role}, command=True)
+    return Op(
+        "POST",
+        f"{API}/api-keys",
+        model_parser(IssuedApiKey),
+        json={"name": name, "role": role},
+        command=True,
+    )
 
 
 def list_api_keys() -> Op[list[ApiKey]]:

@@ -28,6 +28,8 @@ class ExecutionSummary(ApiModel):
     status: str
     trigger: str | None
     started_by: str | None
+    parent_execution_id: str | None = None
+    forked_from_checkpoint_id: str | None = None
     labels: dict[str, str]
     agents: list[str]
     current_step_id: str | None
@@ -227,3 +229,34 @@ class RunEvent(ApiModel):
     aggregate_version: int = 0
     occurred_at: datetime | None = None
     payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChainBreak(ApiModel):
+    """The first broken link of one aggregate's hash chain, in the event store or on Kafka."""
+
+    where: str
+    kind: str
+    aggregate_id: str
+    aggregate_version: int | None = None
+    expected: str
+    found: str
+    detail: str = ""
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+class IntegrityReport(ApiModel):
+    """A history verification: ``ok``, counts, and the first break of each broken chain."""
+
+    execution_id: str | None = None
+    ok: bool
+    checked_store: bool
+    checked_kafka: bool
+    aggregates: int
+    store_events: int
+    kafka_events: int
+    kafka_duplicates: int = 0
+    unrelayed: int = 0
+    dead_lettered: int = 0
+    breaks: list[ChainBreak] = Field(default_factory=list)

@@ -100,7 +100,8 @@ class StreamCursor:
         if self.failures >= max_attempts:
             raise OmiumConnectionError(
                 f"GET {path} failed {self.failures} times in a row: {type(exc).__name__}: {exc}",
-                method="GET", url=path,
+                method="GET",
+                url=path,
             ) from exc
 
     def should_reconnect(self, *, delivered_any: bool, max_quiet: int) -> bool:

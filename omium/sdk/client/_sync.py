@@ -1,3 +1,5 @@
+# Generated from _async.py by tools/generate_sync_client.py (unasync): do not edit.
+# Change _async.py and run `python tools/generate_sync_client.py`; `make lint` checks it.
 """``omium.Client``: the synchronous client of the gateway (httpx)."""
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect as ws_connect
 
 from omium.sdk.client import _ops as ops
+from omium.sdk.client import _suggestions as sg
 from omium.sdk.client._config import ClientConfig, merge_config
 from omium.sdk.client._errors import CompletionTimeoutError
 from omium.sdk.client._filters import (
@@ -34,13 +37,16 @@ from omium.sdk.client._models import (
     ConsensusRound,
     Execution,
     ExecutionAccepted,
+    ForkAccepted,
     IssuedApiKey,
+    LimitsAccepted,
     Policy,
     PolicyAccepted,
     Readiness,
     Role,
     RoundAccepted,
     RoundDecision,
+    TenantLimits,
     WhoAmI,
     Workflow,
     WorkflowAccepted,
@@ -50,6 +56,7 @@ from omium.sdk.client._read_models import (
     ExecutionSummary,
     Failure,
     FailureGroup,
+    IntegrityReport,
     Page,
     RunEvent,
     RunStats,
@@ -59,6 +66,7 @@ from omium.sdk.client._read_models import (
     Trace,
 )
 from omium.sdk.client._sse import SseParser, StreamCursor
+from omium.sdk.client._suggestions import Suggestion, SuggestionAccepted, SuggestionList
 from omium.sdk.client._ws import Subscription
 
 T = TypeVar("T")
@@ -73,7 +81,7 @@ class Client:
     :class:`~omium.sdk.client.OmiumAPIError` subclasses.
 
     Example:
-        >>> with Client("http://127.0.0.1:8000", api_key="omk_...") as omium:  # doctest: +SKIP
+        >>> with Client(url, api_key="omk_...") as omium:  # doctest: +SKIP
         ...     run = omium.start_run(workflow_id, input={"topic": "tides"})
         ...     omium.wait_for_completion(run.execution_id, timeout=120)
     """
@@ -100,8 +108,12 @@ class Client:
         """
         self.config = merge_config(config, base_url=base_url, token=token, api_key=api_key)
         self._sleep = sleep
-        self._http = httpx.Client(base_url=self.config.base_url, headers=base_headers(self.config),
-                                  timeout=timeout(self.config), transport=transport)
+        self._http = httpx.Client(
+            base_url=self.config.base_url,
+            headers=base_headers(self.config),
+            timeout=timeout(self.config),
+            transport=transport,
+        )
 
     @classmethod
     def from_profile(
@@ -142,7 +154,9 @@ class Client:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         """Close the client."""
@@ -157,8 +171,9 @@ class Client:
             attempts.next()
             headers = op.request_headers(attempts.idempotency_key)
             try:
-                response = self._http.request(op.method, op.path, json=op.json,
-                                              params=op.query(), headers=headers)
+                response = self._http.request(
+                    op.method, op.path, json=op.json, params=op.query(), headers=headers
+                )
             except httpx.TransportError as exc:
                 self._sleep(attempts.after_failure(exc, f"{self.config.base_url}{op.path}"))
                 continue
@@ -168,7 +183,12 @@ class Client:
             self._sleep(wait)
 
     def request(
-        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
         command: bool | None = None,
     ) -> Any:
         """Call any route (``path`` below the base URL); its decoded JSON answer.
@@ -197,14 +217,44 @@ class Client:
         _, definition = workflow_payload(source, name="-")
         return self.send(ops.publish_workflow_version(workflow_id, definition, expected_version))
 
-    def get_workflow(self, workflow_id: object, *, definition_version: int | None = None
-                     ) -> Workflow:
+    def get_workflow(
+        self, workflow_id: object, *, definition_version: int | None = None
+    ) -> Workflow:
         """A workflow with its latest (or the given) definition version."""
         return self.send(ops.get_workflow(workflow_id, definition_version))
 
     def find_workflows(self, *, name: str | None = None) -> list[Workflow]:
         """The tenant's workflows named ``name``, or all of them."""
         return self.send(ops.find_workflows(name))
+
+    # --- concurrency limits -------------------------------------------------------------------
+
+    def get_limits(self) -> TenantLimits:
+        """The tenant's concurrency limits (``None``: unlimited)."""
+        return self.send(ops.get_limits())
+
+    def set_limits(
+        self,
+        *,
+        max_running_executions: int | None = None,
+        max_concurrent_steps: int | None = None,
+        workflows: Mapping[str, Mapping[str, int | None]] | None = None,
+        expected_version: int | None = None,
+    ) -> LimitsAccepted:
+        """Replace the tenant's concurrency limits (role operator); effective at once.
+
+        Runs and steps over a limit wait in line, in order; raising a limit starts waiting ones
+        at once, lowering it stops nothing that runs. ``workflows`` maps a workflow id to the
+        same two limits for that workflow's runs.
+        """
+        return self.send(
+            ops.set_limits(
+                max_running_executions=max_running_executions,
+                max_concurrent_steps=max_concurrent_steps,
+                workflows=workflows,
+                expected_version=expected_version,
+            )
+        )
 
     # --- runs ---------------------------------------------------------------------------------
 
@@ -215,12 +265,15 @@ class Client:
         return self.send(ops.start_execution(workflow_id, workflow_version, input))
 
     def start_run(
-        self, workflow_id: object, *, input: dict[str, Any] | None = None,
+        self,
+        workflow_id: object,
+        *,
+        input: dict[str, Any] | None = None,
         version: int | None = None,
     ) -> ExecutionAccepted:
         """Start a run of a workflow's latest definition version (or ``version``)."""
         if version is None:
-            version = self.get_workflow(workflow_id).latest_version
+            version = (self.get_workflow(workflow_id)).latest_version
         return self.start_execution(workflow_id, workflow_version=version, input=input)
 
     def get_execution(self, execution_id: object) -> Execution:
@@ -228,38 +281,70 @@ class Client:
         return self.send(ops.get_execution(execution_id))
 
     def complete_execution(
-        self, execution_id: object, *, output: dict[str, Any] | None = None,
+        self,
+        execution_id: object,
+        *,
+        output: dict[str, Any] | None = None,
         expected_version: int | None = None,
     ) -> ExecutionAccepted:
         """Finish a running run successfully."""
-        return self.send(ops.end_execution(execution_id, "complete", output=output,
-                                           expected_version=expected_version))
+        return self.send(
+            ops.end_execution(
+                execution_id, "complete", output=output, expected_version=expected_version
+            )
+        )
 
     def fail_execution(
-        self, execution_id: object, *, error: str, error_type: str | None = None,
+        self,
+        execution_id: object,
+        *,
+        error: str,
+        error_type: str | None = None,
         expected_version: int | None = None,
     ) -> ExecutionAccepted:
         """End a run as failed."""
-        return self.send(ops.end_execution(execution_id, "fail", error=error,
-                                           error_type=error_type,
-                                           expected_version=expected_version))
+        return self.send(
+            ops.end_execution(
+                execution_id,
+                "fail",
+                error=error,
+                error_type=error_type,
+                expected_version=expected_version,
+            )
+        )
 
     def halt_execution(
-        self, execution_id: object, *, reason: str, policy_id: str | None = None,
+        self,
+        execution_id: object,
+        *,
+        reason: str,
+        policy_id: str | None = None,
         expected_version: int | None = None,
     ) -> ExecutionAccepted:
         """Stop a run because a policy or an operator said so (role operator)."""
-        return self.send(ops.end_execution(execution_id, "halt", reason=reason,
-                                           policy_id=policy_id,
-                                           expected_version=expected_version))
+        return self.send(
+            ops.end_execution(
+                execution_id,
+                "halt",
+                reason=reason,
+                policy_id=policy_id,
+                expected_version=expected_version,
+            )
+        )
 
     def cancel_execution(
-        self, execution_id: object, *, reason: str | None = None,
+        self,
+        execution_id: object,
+        *,
+        reason: str | None = None,
         expected_version: int | None = None,
     ) -> ExecutionAccepted:
         """Cancel a run that has not ended."""
-        return self.send(ops.end_execution(execution_id, "cancel", reason=reason,
-                                           expected_version=expected_version))
+        return self.send(
+            ops.end_execution(
+                execution_id, "cancel", reason=reason, expected_version=expected_version
+            )
+        )
 
     def wait_for_completion(
         self, execution_id: object, *, timeout: float = 60.0, poll_max_s: float = 1.0
@@ -279,56 +364,103 @@ class Client:
             if execution.ended:
                 return execution
             if remaining <= 0:
-                raise CompletionTimeoutError(str(execution_id), state=execution.state,
-                                             timeout_s=timeout)
+                raise CompletionTimeoutError(
+                    str(execution_id), state=execution.state, timeout_s=timeout
+                )
             self._sleep(backoff.next_delay(remaining))
 
     # --- steps --------------------------------------------------------------------------------
 
     def schedule_step(
-        self, execution_id: object, step_id: str, *, agent: str | None = None,
+        self,
+        execution_id: object,
+        step_id: str,
+        *,
+        agent: str | None = None,
         expected_version: int | None = None,
     ) -> ExecutionAccepted:
         """Schedule a step (again, after a failure: a retry)."""
-        return self.send(ops.schedule_step(execution_id, step_id=step_id, agent=agent,
-                                           expected_version=expected_version))
+        return self.send(
+            ops.schedule_step(
+                execution_id, step_id=step_id, agent=agent, expected_version=expected_version
+            )
+        )
 
-    def start_step(self, execution_id: object, step_id: str, *,
-                   expected_version: int | None = None) -> ExecutionAccepted:
+    def start_step(
+        self, execution_id: object, step_id: str, *, expected_version: int | None = None
+    ) -> ExecutionAccepted:
         """Start a scheduled step."""
-        return self.send(ops.step_command(execution_id, step_id, "start",
-                                          expected_version=expected_version))
+        return self.send(
+            ops.step_command(execution_id, step_id, "start", expected_version=expected_version)
+        )
 
     def complete_step(
-        self, execution_id: object, step_id: str, *, output: dict[str, Any] | None = None,
+        self,
+        execution_id: object,
+        step_id: str,
+        *,
+        output: dict[str, Any] | None = None,
         expected_version: int | None = None,
     ) -> ExecutionAccepted:
         """Record a running step's output."""
-        return self.send(ops.step_command(execution_id, step_id, "complete", output=output,
-                                          expected_version=expected_version))
+        return self.send(
+            ops.step_command(
+                execution_id, step_id, "complete", output=output, expected_version=expected_version
+            )
+        )
 
     def fail_step(
-        self, execution_id: object, step_id: str, *, error: str, error_type: str | None = None,
-        retryable: bool = True, expected_version: int | None = None,
+        self,
+        execution_id: object,
+        step_id: str,
+        *,
+        error: str,
+        error_type: str | None = None,
+        retryable: bool = True,
+        expected_version: int | None = None,
     ) -> ExecutionAccepted:
         """Record a failed attempt of a running step."""
-        return self.send(ops.step_command(execution_id, step_id, "fail", error=error,
-                                          error_type=error_type, retryable=retryable,
-                                          expected_version=expected_version))
+        return self.send(
+            ops.step_command(
+                execution_id,
+                step_id,
+                "fail",
+                error=error,
+                error_type=error_type,
+                retryable=retryable,
+                expected_version=expected_version,
+            )
+        )
 
     # --- checkpoints --------------------------------------------------------------------------
 
     def create_checkpoint(
-        self, execution_id: object, step_id: str, *, position: Literal["before", "after"],
-        state: bytes | None = None, object_key: str | None = None, checksum: str | None = None,
-        size: int | None = None, checkpoint_id: str | None = None,
+        self,
+        execution_id: object,
+        step_id: str,
+        *,
+        position: Literal["before", "after"],
+        state: bytes | None = None,
+        object_key: str | None = None,
+        checksum: str | None = None,
+        size: int | None = None,
+        checkpoint_id: str | None = None,
         expected_version: int | None = None,
     ) -> CheckpointAccepted:
         """Record a checkpoint: ``state`` inline (checksum computed here) or an ``object_key``."""
-        return self.send(ops.create_checkpoint(
-            execution_id, step_id=step_id, position=position, state=state,
-            object_key=object_key, checksum=checksum, size=size, checkpoint_id=checkpoint_id,
-            expected_version=expected_version))
+        return self.send(
+            ops.create_checkpoint(
+                execution_id,
+                step_id=step_id,
+                position=position,
+                state=state,
+                object_key=object_key,
+                checksum=checksum,
+                size=size,
+                checkpoint_id=checkpoint_id,
+                expected_version=expected_version,
+            )
+        )
 
     def get_checkpoint(self, execution_id: object, checkpoint_id: str) -> Checkpoint:
         """One checkpoint with its inline state (``Checkpoint.state_bytes()``)."""
@@ -339,41 +471,204 @@ class Client:
         return self.send(ops.get_checkpoint_state(execution_id, checkpoint_id))
 
     def roll_back(
-        self, execution_id: object, checkpoint_id: str, *, reason: str | None = None,
+        self,
+        execution_id: object,
+        checkpoint_id: str,
+        *,
+        reason: str | None = None,
         expected_version: int | None = None,
     ) -> ExecutionAccepted:
         """Roll a run back to a checkpoint so it resumes from there (role operator)."""
         return self.send(ops.roll_back(execution_id, checkpoint_id, reason, expected_version))
 
+    # --- forks --------------------------------------------------------------------------------
+
+    def fork_execution(
+        self,
+        execution_id: object,
+        checkpoint_id: str,
+        *,
+        workflow_version: int | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> ForkAccepted:
+        """Start a new run from one of a run's checkpoints (role operator); the run is unchanged.
+
+        Args:
+            execution_id: The run to fork (in any state, also while it runs).
+            checkpoint_id: Its checkpoint the new run starts from.
+            workflow_version: The definition version the new run runs (default: the run's).
+            state: An edited state to start from instead of the checkpoint's.
+
+        Returns:
+            The new run's ``execution_id``, ``parent_execution_id``,
+            ``forked_from_checkpoint_id`` and its own first ``checkpoint_id``.
+        """
+        return self.send(
+            ops.fork_execution(
+                execution_id, checkpoint_id, workflow_version=workflow_version, state=state
+            )
+        )
+
     # --- human approvals ----------------------------------------------------------------------
 
     def request_approval(
-        self, execution_id: object, step_id: str, *, deadline: datetime,
-        default_action: Literal["approve", "reject"], prompt: str | None = None,
+        self,
+        execution_id: object,
+        step_id: str,
+        *,
+        deadline: datetime,
+        default_action: Literal["approve", "reject", "escalate"],
+        prompt: str | None = None,
+        expected_version: int | None = None,
+        approvers: list[str] | None = None,
+        approver_role: Role | None = None,
+        escalation: Mapping[str, Any] | None = None,
+    ) -> ExecutionAccepted:
+        """Hold a scheduled step until a human decides (or ``default_action`` at ``deadline``).
+
+        ``approvers`` names who may decide (token subjects), ``approver_role`` the least role a
+        decider must hold; a decision after ``deadline`` is refused (``approval_deadline_passed``).
+        With ``default_action="escalate"``, ``escalation`` (``approvers`` and/or
+        ``approver_role``, ``timeout_s``, ``default_action`` approve|reject) says who decides
+        once the deadline passed, for how long, and what applies then.
+        """
+        return self.send(
+            ops.request_approval(
+                execution_id,
+                step_id,
+                deadline=deadline,
+                default_action=default_action,
+                prompt=prompt,
+                expected_version=expected_version,
+                approvers=approvers,
+                approver_role=approver_role,
+                escalation=escalation,
+            )
+        )
+
+    def approve(
+        self,
+        execution_id: object,
+        step_id: str,
+        *,
+        comment: str | None = None,
         expected_version: int | None = None,
     ) -> ExecutionAccepted:
-        """Hold a scheduled step until a human decides (or ``default_action`` at ``deadline``)."""
-        return self.send(ops.request_approval(
-            execution_id, step_id, deadline=deadline, default_action=default_action,
-            prompt=prompt, expected_version=expected_version))
-
-    def approve(self, execution_id: object, step_id: str, *, comment: str | None = None,
-                expected_version: int | None = None) -> ExecutionAccepted:
         """Approve a pending human review (role operator); the caller is the decider."""
-        return self.send(ops.step_command(execution_id, step_id, "approval/grant",
-                                          comment=comment, expected_version=expected_version))
+        return self.send(
+            ops.step_command(
+                execution_id,
+                step_id,
+                "approval/grant",
+                comment=comment,
+                expected_version=expected_version,
+            )
+        )
 
-    def reject(self, execution_id: object, step_id: str, *, comment: str | None = None,
-               expected_version: int | None = None) -> ExecutionAccepted:
+    def reject(
+        self,
+        execution_id: object,
+        step_id: str,
+        *,
+        comment: str | None = None,
+        expected_version: int | None = None,
+    ) -> ExecutionAccepted:
         """Reject a pending human review (role operator); the step will not start."""
-        return self.send(ops.step_command(execution_id, step_id, "approval/reject",
-                                          comment=comment, expected_version=expected_version))
+        return self.send(
+            ops.step_command(
+                execution_id,
+                step_id,
+                "approval/reject",
+                comment=comment,
+                expected_version=expected_version,
+            )
+        )
 
-    def apply_approval_default(self, execution_id: object, step_id: str, *,
-                               expected_version: int | None = None) -> ExecutionAccepted:
+    def apply_approval_default(
+        self, execution_id: object, step_id: str, *, expected_version: int | None = None
+    ) -> ExecutionAccepted:
         """Resolve an overdue approval with its default action (role operator)."""
-        return self.send(ops.step_command(execution_id, step_id, "approval/apply-default",
-                                          expected_version=expected_version))
+        return self.send(
+            ops.step_command(
+                execution_id, step_id, "approval/apply-default", expected_version=expected_version
+            )
+        )
+
+    # --- recovery suggestions ------------------------------------------------------------------
+
+    def request_diagnosis(
+        self,
+        execution_id: object,
+        *,
+        step_id: str | None = None,
+        failure_id: str | None = None,
+        expected_version: int | None = None,
+    ) -> SuggestionAccepted:
+        """Ask the configured model to diagnose a failed step (default: the run's last failed
+        step); the diagnosis and the fix it proposes are recorded as a proposed suggestion.
+
+        Raises:
+            OmiumAPIError: 502 when the model provider fails or its answer is not a diagnosis.
+        """
+        return self.send(
+            sg.request_diagnosis(
+                execution_id,
+                step_id=step_id,
+                failure_id=failure_id,
+                expected_version=expected_version,
+            )
+        )
+
+    def list_suggestions(self, execution_id: object) -> SuggestionList:
+        """A run's recovery suggestions, oldest first."""
+        return self.send(sg.list_suggestions(execution_id))
+
+    def get_suggestion(self, execution_id: object, suggestion_id: str) -> Suggestion:
+        """One recovery suggestion of a run."""
+        return self.send(sg.get_suggestion(execution_id, suggestion_id))
+
+    def approve_suggestion(
+        self,
+        execution_id: object,
+        suggestion_id: str,
+        *,
+        fix: dict[str, Any] | None = None,
+        comment: str | None = None,
+        expected_version: int | None = None,
+    ) -> SuggestionAccepted:
+        """Approve a suggestion (role operator) and apply its fix; ``fix`` edits it first.
+
+        A run halted by a deny policy is never resumed: that is a 422 ``run_halted``.
+        """
+        return self.send(
+            sg.decide_suggestion(
+                execution_id,
+                suggestion_id,
+                "approve",
+                fix=fix,
+                comment=comment,
+                expected_version=expected_version,
+            )
+        )
+
+    def reject_suggestion(
+        self,
+        execution_id: object,
+        suggestion_id: str,
+        *,
+        comment: str | None = None,
+        expected_version: int | None = None,
+    ) -> SuggestionAccepted:
+        """Reject a suggestion (role operator); the run stays as it is."""
+        return self.send(
+            sg.decide_suggestion(
+                execution_id,
+                suggestion_id,
+                "reject",
+                comment=comment,
+                expected_version=expected_version,
+            )
+        )
 
     # --- read models --------------------------------------------------------------------------
 
@@ -392,10 +687,25 @@ class Client:
             query["cursor"] = page.next_cursor
             page = self.list_executions(**query)
 
-    def get_timeline(self, execution_id: object, *, limit: int | None = None,
-                     cursor: str | None = None) -> Timeline:
+    def get_timeline(
+        self, execution_id: object, *, limit: int | None = None, cursor: str | None = None
+    ) -> Timeline:
         """A run's timeline: the run, its steps and every event about it, in order."""
         return self.send(ops.get_timeline(execution_id, limit, cursor))
+
+    def verify_execution(
+        self, execution_id: object, *, store: bool = True, kafka: bool = True
+    ) -> IntegrityReport:
+        """Verify a run's hash chains in the event store and on Kafka (``report.ok``).
+
+        A broken chain is not an error: ``report.breaks`` names the first broken link of each
+        (aggregate, version, expected and found hash).
+        """
+        return self.send(ops.verify_execution(execution_id, store, kafka))
+
+    def verify_tenant(self, *, store: bool = True, kafka: bool = True) -> IntegrityReport:
+        """Verify every hash chain of the caller's tenant (operator role; reads whole topics)."""
+        return self.send(ops.verify_tenant(store, kafka))
 
     def list_audit(self, **filters: Unpack[AuditFilters]) -> Page[AuditRecord]:
         """Recorded commands (accepted and refused), newest first."""
@@ -450,21 +760,24 @@ class Client:
                 # Dropped: reconnect with Last-Event-ID, unless the gateway stays unreachable.
                 cursor.connection_failed(exc, self.config.max_attempts, path)
             else:
-                if not cursor.should_reconnect(delivered_any=delivered,
-                                               max_quiet=max_quiet_reconnects):
+                if not cursor.should_reconnect(
+                    delivered_any=delivered, max_quiet=max_quiet_reconnects
+                ):
                     return
             self._sleep(parser.retry_s or self.config.backoff_s)
 
-    def _sse_events(self, path: str, cursor: StreamCursor, parser: SseParser
-                    ) -> Iterator[RunEvent]:
+    def _sse_events(self, path: str, cursor: StreamCursor, parser: SseParser) -> Iterator[RunEvent]:
         # The first response is checked through the usual retry loop (404, 401 ... raise).
         op: Op[None] = Op("GET", path, lambda _: None, headers=cursor.headers())
         attempts = Attempts(self.config, op)
         while True:
             attempts.next()
-            with self._http.stream("GET", path, headers=op.request_headers(None),
-                                   timeout=httpx.Timeout(self.config.timeout_s, read=60.0)
-                                   ) as response:
+            with self._http.stream(
+                "GET",
+                path,
+                headers=op.request_headers(None),
+                timeout=httpx.Timeout(self.config.timeout_s, read=60.0),
+            ) as response:
                 if response.status_code >= 400:
                     response.read()
                     wait = attempts.after_response(response)
@@ -478,7 +791,10 @@ class Client:
                 return
 
     def subscribe(
-        self, *, types: list[str] | None = None, execution_id: object | None = None,
+        self,
+        *,
+        types: list[str] | None = None,
+        execution_id: object | None = None,
         cursor: str | None = None,
     ) -> Iterator[RunEvent]:
         """Follow the tenant's events over WebSocket, resuming after dropped connections.
@@ -498,8 +814,12 @@ class Client:
         subscription = Subscription(self.config, types, _optional_str(execution_id), cursor)
         while True:
             try:
-                with ws_connect(subscription.url(), additional_headers=subscription.headers(),
-                                proxy=None, open_timeout=self.config.timeout_s) as socket:
+                with ws_connect(
+                    subscription.url(),
+                    additional_headers=subscription.headers(),
+                    proxy=None,
+                    open_timeout=self.config.timeout_s,
+                ) as socket:
                     for message in socket:
                         yield subscription.received(message)
                 delay = subscription.closed(1000, "closed by the gateway")
@@ -513,45 +833,82 @@ class Client:
     # --- consensus ----------------------------------------------------------------------------
 
     def open_round(
-        self, participants: list[str], *, rule: Literal["majority", "unanimous", "weighted",
-                                                         "k_of_n"],
-        deadline: datetime, weights: dict[str, float] | None = None,
-        threshold: float | None = None, k: int | None = None, subject: str | None = None,
+        self,
+        participants: list[str],
+        *,
+        rule: Literal["majority", "unanimous", "weighted", "k_of_n"],
+        deadline: datetime,
+        weights: dict[str, float] | None = None,
+        threshold: float | None = None,
+        k: int | None = None,
+        subject: str | None = None,
         execution_id: object | None = None,
     ) -> RoundAccepted:
         """Open a consensus round among ``participants``."""
-        return self.send(ops.open_round(
-            participants=participants, rule=rule, deadline=deadline, weights=weights,
-            threshold=threshold, k=k, subject=subject,
-            execution_id=None if execution_id is None else str(execution_id)))
+        return self.send(
+            ops.open_round(
+                participants=participants,
+                rule=rule,
+                deadline=deadline,
+                weights=weights,
+                threshold=threshold,
+                k=k,
+                subject=subject,
+                execution_id=None if execution_id is None else str(execution_id),
+            )
+        )
 
     def get_round(self, round_id: object) -> ConsensusRound:
         """A round with its votes and tally."""
         return self.send(ops.get_round(round_id))
 
     def cast_vote(
-        self, round_id: object, participant: str, choice: str, *, rationale: str | None = None,
+        self,
+        round_id: object,
+        participant: str,
+        choice: str,
+        *,
+        rationale: str | None = None,
         expected_version: int | None = None,
     ) -> RoundAccepted:
         """Cast one participant's vote."""
-        return self.send(ops.cast_vote(round_id, participant=participant, choice=choice,
-                                       rationale=rationale, expected_version=expected_version))
+        return self.send(
+            ops.cast_vote(
+                round_id,
+                participant=participant,
+                choice=choice,
+                rationale=rationale,
+                expected_version=expected_version,
+            )
+        )
 
-    def decide_round(self, round_id: object, *, expected_version: int | None = None
-                     ) -> RoundDecision:
+    def decide_round(
+        self, round_id: object, *, expected_version: int | None = None
+    ) -> RoundDecision:
         """Decide a round now (on quorum, or as timed out after its deadline)."""
         return self.send(ops.decide_round(round_id, expected_version))
 
     # --- policies, API keys, identity ---------------------------------------------------------
 
     def publish_policy(
-        self, name: str, module: str, *, mode: Literal["deny", "warn"] = "deny",
-        description: str | None = None, expected_version: int | None = None,
+        self,
+        name: str,
+        module: str,
+        *,
+        mode: Literal["deny", "warn"] = "deny",
+        description: str | None = None,
+        expected_version: int | None = None,
     ) -> PolicyAccepted:
         """Publish a Rego module as a new policy (or a new version of one; role operator)."""
-        return self.send(ops.publish_policy(name=name, module=module, mode=mode,
-                                            description=description,
-                                            expected_version=expected_version))
+        return self.send(
+            ops.publish_policy(
+                name=name,
+                module=module,
+                mode=mode,
+                description=description,
+                expected_version=expected_version,
+            )
+        )
 
     def find_policies(self, *, name: str | None = None) -> list[Policy]:
         """The tenant's policies named ``name``, or all of them."""

@@ -60,8 +60,11 @@ class Subscription:
         """The WebSocket URL of the next connection (with the resume cursor)."""
         base = self.config.base_url.rstrip("/")
         base = "wss://" + base[8:] if base.startswith("https://") else "ws://" + base[7:]
-        query = {"types": ",".join(self.types) if self.types else None,
-                 "execution_id": self.execution_id, "cursor": self.cursor}
+        query = {
+            "types": ",".join(self.types) if self.types else None,
+            "execution_id": self.execution_id,
+            "cursor": self.cursor,
+        }
         encoded = urlencode({k: v for k, v in query.items() if v is not None})
         return f"{base}{PATH}" + (f"?{encoded}" if encoded else "")
 
@@ -91,8 +94,11 @@ class Subscription:
         if code in _RETRIED and self.failures >= self.config.max_attempts:
             raise _error(*_RETRIED[code], reason)
         if self.failures >= self.config.max_attempts:
-            raise OmiumConnectionError(f"{PATH} closed {self.failures} times in a row "
-                                       f"(code {code}: {reason})", method="GET", url=PATH)
+            raise OmiumConnectionError(
+                f"{PATH} closed {self.failures} times in a row (code {code}: {reason})",
+                method="GET",
+                url=PATH,
+            )
         return self._backoff()
 
     def failed(self, exc: Exception) -> float:
@@ -103,9 +109,11 @@ class Subscription:
         """
         self.failures += 1
         if self.failures >= self.config.max_attempts:
-            raise OmiumConnectionError(f"{PATH} failed {self.failures} times in a row: "
-                                       f"{type(exc).__name__}: {exc}", method="GET",
-                                       url=PATH) from exc
+            raise OmiumConnectionError(
+                f"{PATH} failed {self.failures} times in a row: {type(exc).__name__}: {exc}",
+                method="GET",
+                url=PATH,
+            ) from exc
         return self._backoff()
 
     def _backoff(self) -> float:
@@ -114,5 +122,10 @@ class Subscription:
 
 
 def _error(cls: type[OmiumAPIError], status: int, slug: str, reason: str) -> OmiumAPIError:
-    return cls(status=status, type=f"urn:omium:problem:{slug}", title=slug.replace("-", " "),
-               detail=reason, instance=PATH)
+    return cls(
+        status=status,
+        type=f"urn:omium:problem:{slug}",
+        title=slug.replace("-", " "),
+        detail=reason,
+        instance=PATH,
+    )

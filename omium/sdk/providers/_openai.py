@@ -4,25 +4,43 @@ Works with any server that speaks ``POST {base_url}/chat/completions`` (OpenAI, 
 LiteLLM ...). HTTP failures become typed errors the worker can recover from: 429 is a
 :class:`RateLimitError` with the server's ``Retry-After``, 5xx and connection failures are
 :class:`ProviderUnavailableError`, timeouts :class:`ProviderTimeoutError` (all retryable); other
-4xx are :class:`ProviderRequestError` (not retryable).
+4xx are :class:`ProviderRequestError` (not retryable), a prompt over the model's context window
+a :class:`ContextTooLongError`. Retries within the call's timeout follow a
+:class:`~omium.sdk.providers.RetryPolicy` (none by default: the worker's recovery retries steps).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping, Sequence
-from email.utils import parsedate_to_datetime
 from typing import Any, Self
 
 import httpx
 from pydantic import SecretStr
 
 from omium.kernel.settings import LLMSettings
+from omium.sdk.providers._http import MAX_ERROR_TEXT, json_object, retry_after_s
 from omium.sdk.providers._pricing import PriceTable
+from omium.sdk.providers._retry import (
+    NO_RETRIES,
+    RetryPolicy,
+    acall_with_retries,
+    call_with_retries,
+)
 from omium.sdk.providers._tokens import count_prompt_tokens, count_tokens
-from omium.sdk.providers._types import Completion, LLMProvider, Message, MessageLike, to_messages
+from omium.sdk.providers._types import (
+    Completion,
+    LLMProvider,
+    Message,
+    MessageLike,
+    Tool,
+    ToolCall,
+    to_messages,
+)
 from omium.sdk.providers.errors import (
+    ContextTooLongError,
     MalformedResponseError,
     ProviderError,
     ProviderRequestError,
@@ -32,7 +50,6 @@ from omium.sdk.providers.errors import (
 )
 
 _CONNECT_TIMEOUT_S = 10.0
-_MAX_ERROR_TEXT = 300
 
 
 class OpenAICompatibleProvider(LLMProvider):
@@ -47,6 +64,7 @@ class OpenAICompatibleProvider(LLMProvider):
         prices: PriceTable | None = None,
         headers: Mapping[str, str] | None = None,
         name: str = "openai",
+        retry: RetryPolicy = NO_RETRIES,
     ) -> None:
         """Build a provider (no connection is opened until the first call).
 
@@ -57,8 +75,10 @@ class OpenAICompatibleProvider(LLMProvider):
             prices: Prices per model (the built-in table by default).
             headers: Extra headers for every request.
             name: The provider name reported in completions and errors.
+            retry: When a failed call is retried within its timeout (never by default).
         """
         self.name = name
+        self.retry = retry
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._prices = prices or PriceTable()
@@ -90,19 +110,26 @@ class OpenAICompatibleProvider(LLMProvider):
         timeout_s: float | None = None,
         agent: str | None = None,
         step_id: str | None = None,
+        tools: Sequence[Tool] | None = None,
     ) -> Completion:
         """Call ``/chat/completions`` (see :meth:`LLMProvider.complete`)."""
         chat = to_messages(messages)
-        body = _request_body(chat, model, max_tokens, temperature)
-        timeout = self._timeout(timeout_s)
+        body = _request_body(chat, model, max_tokens, temperature, tools)
         if self._client is None:
             self._client = httpx.Client(base_url=self.base_url, headers=self._headers)
-        started = time.perf_counter()
-        try:
-            response = self._client.post("/chat/completions", json=body, timeout=timeout)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, model, timeout.read) from exc
-        return self._completion(response, chat, model, started)
+        client = self._client
+
+        def attempt(time_left: float) -> Completion:
+            timeout = self._timeout(time_left)
+            started = time.perf_counter()
+            try:
+                response = client.post("/chat/completions", json=body, timeout=timeout)
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc, model, timeout.read) from exc
+            return self._completion(response, chat, model, started)
+
+        total = self.timeout_s if timeout_s is None else timeout_s
+        return call_with_retries(attempt, policy=self.retry, timeout_s=total)
 
     async def acomplete(
         self,
@@ -114,18 +141,24 @@ class OpenAICompatibleProvider(LLMProvider):
         timeout_s: float | None = None,
         agent: str | None = None,
         step_id: str | None = None,
+        tools: Sequence[Tool] | None = None,
     ) -> Completion:
         """Call ``/chat/completions`` without blocking the event loop."""
         chat = to_messages(messages)
-        body = _request_body(chat, model, max_tokens, temperature)
-        timeout = self._timeout(timeout_s)
+        body = _request_body(chat, model, max_tokens, temperature, tools)
         client = self._client_for_this_loop()
-        started = time.perf_counter()
-        try:
-            response = await client.post("/chat/completions", json=body, timeout=timeout)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, model, timeout.read) from exc
-        return self._completion(response, chat, model, started)
+
+        async def attempt(time_left: float) -> Completion:
+            timeout = self._timeout(time_left)
+            started = time.perf_counter()
+            try:
+                response = await client.post("/chat/completions", json=body, timeout=timeout)
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc, model, timeout.read) from exc
+            return self._completion(response, chat, model, started)
+
+        total = self.timeout_s if timeout_s is None else timeout_s
+        return await acall_with_retries(attempt, policy=self.retry, timeout_s=total)
 
     def close(self) -> None:
         """Close the synchronous connection pool."""
@@ -142,8 +175,7 @@ class OpenAICompatibleProvider(LLMProvider):
 
     # Internals ----------------------------------------------------------------------------
 
-    def _timeout(self, timeout_s: float | None) -> httpx.Timeout:
-        total = self.timeout_s if timeout_s is None else timeout_s
+    def _timeout(self, total: float) -> httpx.Timeout:
         return httpx.Timeout(total, connect=min(total, _CONNECT_TIMEOUT_S))
 
     def _client_for_this_loop(self) -> httpx.AsyncClient:
@@ -175,8 +207,8 @@ class OpenAICompatibleProvider(LLMProvider):
         latency = time.perf_counter() - started
         if not response.is_success:
             raise _status_error(response, self.name, model)
-        payload = _json(response, self.name, model)
-        text, finish_reason = _choice(payload, self.name, model)
+        payload = json_object(response, self.name, model)
+        text, finish_reason, tool_calls = _choice(payload, self.name, model)
         reported = payload.get("model")
         answered_by = reported if isinstance(reported, str) and reported else model
         usage = payload.get("usage")
@@ -193,41 +225,56 @@ class OpenAICompatibleProvider(LLMProvider):
             latency_s=latency,
             provider=self.name,
             finish_reason=finish_reason,
+            tool_calls=tool_calls,
         )
 
 
 def _request_body(
-    chat: list[Message], model: str, max_tokens: int | None, temperature: float | None
+    chat: list[Message],
+    model: str,
+    max_tokens: int | None,
+    temperature: float | None,
+    tools: Sequence[Tool] | None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [{"role": m.role, "content": m.content} for m in chat],
-    }
+    body: dict[str, Any] = {"model": model, "messages": [_message(m) for m in chat]}
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
     if temperature is not None:
         body["temperature"] = temperature
+    if tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": dict(tool.input_schema),
+                },
+            }
+            for tool in tools
+        ]
     return body
 
 
-def _json(response: httpx.Response, provider: str, model: str) -> dict[str, Any]:
-    try:
-        payload = response.json()
-    except ValueError:
-        raise MalformedResponseError(
-            f"HTTP {response.status_code} body is not JSON: {response.text[:_MAX_ERROR_TEXT]!r}",
-            provider=provider,
-            model=model,
-            status_code=response.status_code,
-        ) from None
-    if not isinstance(payload, dict):
-        raise MalformedResponseError(
-            "the response is not a JSON object", provider=provider, model=model
-        )
-    return payload
+def _message(message: Message) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(dict(call.arguments))},
+            }
+            for call in message.tool_calls
+        ]
+    return wire
 
 
-def _choice(payload: Mapping[str, Any], provider: str, model: str) -> tuple[str, str | None]:
+def _choice(
+    payload: Mapping[str, Any], provider: str, model: str
+) -> tuple[str, str | None, tuple[ToolCall, ...]]:
     try:
         choice = payload["choices"][0]
         content = choice["message"]["content"]
@@ -242,7 +289,27 @@ def _choice(payload: Mapping[str, Any], provider: str, model: str) -> tuple[str,
             "choices[0].message.content is not text", provider=provider, model=model
         )
     reason = choice.get("finish_reason")
-    return content, reason if isinstance(reason, str) else None
+    calls = _tool_calls(choice["message"].get("tool_calls"), provider, model)
+    return content, reason if isinstance(reason, str) else None, calls
+
+
+def _tool_calls(raw: Any, provider: str, model: str) -> tuple[ToolCall, ...]:
+    if raw is None:
+        return ()
+    try:
+        calls = []
+        for item in raw:
+            arguments = json.loads(item["function"]["arguments"] or "{}")
+            if not isinstance(arguments, dict):
+                raise TypeError("tool arguments are not an object")
+            calls.append(ToolCall(str(item["id"]), str(item["function"]["name"]), arguments))
+    except (KeyError, TypeError, ValueError):
+        raise MalformedResponseError(
+            "choices[0].message.tool_calls is not a list of function calls",
+            provider=provider,
+            model=model,
+        ) from None
+    return tuple(calls)
 
 
 def _count(usage: Mapping[str, Any], key: str, estimate: int) -> int:
@@ -254,15 +321,29 @@ def _count(usage: Mapping[str, Any], key: str, estimate: int) -> int:
 def _status_error(response: httpx.Response, provider: str, model: str) -> ProviderError:
     status = response.status_code
     detail = f"HTTP {status}: {_server_message(response)}"
-    retry_after = _retry_after(response.headers)
+    retry_after = retry_after_s(response.headers)
     options: dict[str, Any] = {"provider": provider, "model": model, "status_code": status}
     if status == 429:
         return RateLimitError(detail, retry_after=retry_after, **options)
     if status == 408:
         return ProviderTimeoutError(detail, **options)
+    if status in (400, 413) and _context_exceeded(response):
+        return ContextTooLongError(detail, **options)
     if 400 <= status < 500:
         return ProviderRequestError(detail, **options)
     return ProviderUnavailableError(detail, retry_after=retry_after, **options)
+
+
+def _context_exceeded(response: httpx.Response) -> bool:
+    # OpenAI says code "context_length_exceeded"; vLLM and others only say it in the message.
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(error, dict):
+        return False
+    message = str(error.get("message", "")).lower()
+    return error.get("code") == "context_length_exceeded" or "context length" in message
 
 
 def _server_message(response: httpx.Response) -> str:
@@ -271,26 +352,5 @@ def _server_message(response: httpx.Response) -> str:
     except (ValueError, AttributeError):
         error = None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])[:_MAX_ERROR_TEXT]
-    return response.text[:_MAX_ERROR_TEXT] or response.reason_phrase
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            return max(float(milliseconds) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(moment.timestamp() - time.time(), 0.0)
+        return str(error["message"])[:MAX_ERROR_TEXT]
+    return response.text[:MAX_ERROR_TEXT] or response.reason_phrase

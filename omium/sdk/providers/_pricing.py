@@ -5,17 +5,52 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+CACHE_WRITE_FACTOR = 1.25
+"""Prompt-cache writes cost this times the input price, unless a price says otherwise."""
+CACHE_READ_FACTOR = 0.1
+"""Prompt-cache reads cost this times the input price, unless a price says otherwise."""
+
 
 @dataclass(frozen=True)
 class ModelPrice:
-    """What a model costs, in USD per million input and output tokens."""
+    """What a model costs, in USD per million input and output tokens.
+
+    Attributes:
+        input_per_million: Uncached prompt tokens.
+        output_per_million: Reply tokens.
+        cache_write_per_million: Prompt tokens written to the provider's prompt cache
+            (:data:`CACHE_WRITE_FACTOR` times the input price when unset).
+        cache_read_per_million: Prompt tokens read from the cache
+            (:data:`CACHE_READ_FACTOR` times the input price when unset).
+    """
 
     input_per_million: float
     output_per_million: float
+    cache_write_per_million: float | None = None
+    cache_read_per_million: float | None = None
 
-    def cost(self, tokens_in: int, tokens_out: int) -> float:
-        """The cost in USD of a call with these token counts."""
-        total = tokens_in * self.input_per_million + tokens_out * self.output_per_million
+    def cost(
+        self,
+        tokens_in: int,
+        tokens_out: int,
+        *,
+        cache_write_tokens: int = 0,
+        cache_read_tokens: int = 0,
+    ) -> float:
+        """The cost in USD of a call with these token counts.
+
+        ``tokens_in`` counts uncached prompt tokens only; cached ones are passed apart.
+        """
+        write = self.cache_write_per_million
+        read = self.cache_read_per_million
+        total = (
+            tokens_in * self.input_per_million
+            + tokens_out * self.output_per_million
+            + cache_write_tokens
+            * (write if write is not None else self.input_per_million * CACHE_WRITE_FACTOR)
+            + cache_read_tokens
+            * (read if read is not None else self.input_per_million * CACHE_READ_FACTOR)
+        )
         # Rounded so sums over many calls do not show float noise in reports.
         return round(total / 1_000_000, 10)
 
@@ -30,6 +65,18 @@ DEFAULT_PRICES: Mapping[str, ModelPrice] = {
     "gpt-4.1-nano": ModelPrice(0.10, 0.40),
     "o3-mini": ModelPrice(1.10, 4.40),
     "o4-mini": ModelPrice(1.10, 4.40),
+    # Anthropic (prompt-cache writes 1.25x and reads 0.1x the input price).
+    "claude-opus-4-5": ModelPrice(5.00, 25.00),
+    "claude-opus-4-1": ModelPrice(15.00, 75.00),
+    "claude-opus-4": ModelPrice(15.00, 75.00),
+    "claude-sonnet-4-5": ModelPrice(3.00, 15.00),
+    "claude-sonnet-4": ModelPrice(3.00, 15.00),
+    "claude-haiku-4-5": ModelPrice(1.00, 5.00),
+    "claude-3-7-sonnet": ModelPrice(3.00, 15.00),
+    "claude-3-5-sonnet": ModelPrice(3.00, 15.00),
+    "claude-3-5-haiku": ModelPrice(0.80, 4.00),
+    "claude-3-opus": ModelPrice(15.00, 75.00),
+    "claude-3-haiku": ModelPrice(0.25, 1.25),
 }
 """Built-in prices; a dated snapshot (``gpt-4o-mini-2024-07-18``) uses its base model's price."""
 
@@ -70,7 +117,22 @@ class PriceTable:
         """Whether the model has a price."""
         return self.price_for(model) is not None
 
-    def cost(self, model: str, tokens_in: int, tokens_out: int) -> float:
-        """The cost in USD of a call (0 for a model without a price)."""
+    def cost(
+        self,
+        model: str,
+        tokens_in: int,
+        tokens_out: int,
+        *,
+        cache_write_tokens: int = 0,
+        cache_read_tokens: int = 0,
+    ) -> float:
+        """The cost in USD of a call (0 for an unknown model); see :meth:`ModelPrice.cost`."""
         price = self.price_for(model)
-        return 0.0 if price is None else price.cost(tokens_in, tokens_out)
+        if price is None:
+            return 0.0
+        return price.cost(
+            tokens_in,
+            tokens_out,
+            cache_write_tokens=cache_write_tokens,
+            cache_read_tokens=cache_read_tokens,
+        )

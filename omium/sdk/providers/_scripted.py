@@ -4,6 +4,13 @@ A script is a list of rules; the first rule whose ``agent``, ``step``, ``model``
 (a regex searched in the last user message) all match answers the call. Calls are numbered per
 rule from 1, so a fault with ``on_calls: [1]`` hits only the first matching call and the retry
 after it succeeds: that is how the demo injects a fault once.
+
+Calls made for a run (the worker wraps every agent's calls in :func:`calls_for_execution`) are
+numbered per run: each run's first call of a rule is its call 1, whichever worker process or
+provider instance serves it and however many runs it served before. Calls made outside any run
+are numbered per provider instance. A provider remembers the numbers of its last
+``_RUNS_REMEMBERED`` runs; a run whose steps move to another worker process (a takeover)
+starts again from 1 there.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +30,16 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
 
 from omium.kernel.settings import LLMSettings
 from omium.sdk.providers._pricing import PriceTable
+from omium.sdk.providers._scope import current_execution
 from omium.sdk.providers._tokens import count_prompt_tokens, count_tokens, truncate_to_tokens
-from omium.sdk.providers._types import Completion, LLMProvider, Message, MessageLike, to_messages
+from omium.sdk.providers._types import (
+    Completion,
+    LLMProvider,
+    Message,
+    MessageLike,
+    Tool,
+    to_messages,
+)
 from omium.sdk.providers.errors import (
     InjectedFaultError,
     NoScriptedResponseError,
@@ -40,6 +56,7 @@ HALLUCINATION = (
 """Appended by a ``hallucinated`` fault: a cited claim whose number is in no source."""
 
 _CITATION = re.compile(r"\[source:\s*([^\],\s]+)")
+_RUNS_REMEMBERED = 10_000
 
 
 class _ScriptModel(BaseModel):
@@ -122,17 +139,20 @@ class ScriptedCall:
 
     Attributes:
         number: Position among all calls of the provider (from 1).
+        execution_id: The run the call was made for (None: outside any run).
         agent: Calling agent.
         step_id: Calling step.
         model: Model asked for.
         rule: Index of the rule that matched (None: the default reply or no match).
-        rule_call: Number of the call among the rule's calls (from 1).
+        rule_call: Number of the call among the rule's calls (from 1), in its run when it
+            was made for one.
         fault: Kind of the fault injected into the call, if any.
         completion: What was returned (None when the call raised).
         error: The error raised, if any.
     """
 
     number: int
+    execution_id: str | None
     agent: str | None
     step_id: str | None
     model: str
@@ -152,6 +172,7 @@ class _Call:
     agent: str | None
     step_id: str | None
     started: float
+    execution_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +209,8 @@ class ScriptedProvider(LLMProvider):
         self.script = script if isinstance(script, Script) else Script.model_validate(script or {})
         self._prices = prices or PriceTable()
         self._lock = threading.Lock()
-        self._rule_calls: dict[int | None, int] = {}
+        # Per run (None: calls outside any run), the number of calls each rule answered.
+        self._rule_calls: OrderedDict[str | None, dict[int | None, int]] = OrderedDict()
         self._pending: list[tuple[Fault, str | None, str | None]] = []
         self._calls: list[ScriptedCall] = []
         self._count = 0
@@ -243,10 +265,18 @@ class ScriptedProvider(LLMProvider):
         timeout_s: float | None = None,
         agent: str | None = None,
         step_id: str | None = None,
+        tools: Sequence[Tool] | None = None,
     ) -> Completion:
-        """Answer from the script (see :meth:`LLMProvider.complete`)."""
+        """Answer from the script (see :meth:`LLMProvider.complete`; ``tools`` are ignored)."""
         call = _Call(
-            to_messages(messages), model, max_tokens, timeout_s, agent, step_id, time.perf_counter()
+            to_messages(messages),
+            model,
+            max_tokens,
+            timeout_s,
+            agent,
+            step_id,
+            time.perf_counter(),
+            current_execution(),
         )
         plan = self._plan(call)
         time.sleep(_wait(plan, timeout_s))
@@ -262,10 +292,18 @@ class ScriptedProvider(LLMProvider):
         timeout_s: float | None = None,
         agent: str | None = None,
         step_id: str | None = None,
+        tools: Sequence[Tool] | None = None,
     ) -> Completion:
         """Answer from the script without blocking the event loop."""
         call = _Call(
-            to_messages(messages), model, max_tokens, timeout_s, agent, step_id, time.perf_counter()
+            to_messages(messages),
+            model,
+            max_tokens,
+            timeout_s,
+            agent,
+            step_id,
+            time.perf_counter(),
+            current_execution(),
         )
         plan = self._plan(call)
         await asyncio.sleep(_wait(plan, timeout_s))
@@ -288,8 +326,9 @@ class ScriptedProvider(LLMProvider):
         with self._lock:
             # Numbers are fixed here, so concurrent calls are numbered in arrival order.
             self._count += 1
-            number = self._rule_calls.get(index, 0) + 1
-            self._rule_calls[index] = number
+            counts = self._counts_of(call.execution_id)
+            number = counts.get(index, 0) + 1
+            counts[index] = number
             fault = self._take_pending(call.agent, call.step_id)
             if index is None:
                 return _Plan(self._count, None, number, self.script.default, 0.0, fault)
@@ -299,6 +338,18 @@ class ScriptedProvider(LLMProvider):
             return _Plan(
                 self._count, index, number, rule.response_for(number), rule.latency_s, fault
             )
+
+    def _counts_of(self, execution_id: str | None) -> dict[int | None, int]:
+        """The rule call counts of one run (of the calls outside runs for None); under the lock."""
+        counts = self._rule_calls.get(execution_id)
+        if counts is None:
+            counts = self._rule_calls[execution_id] = {}
+            if len(self._rule_calls) > _RUNS_REMEMBERED + 1:
+                oldest = next(run for run in self._rule_calls if run is not None)
+                del self._rule_calls[oldest]
+        else:
+            self._rule_calls.move_to_end(execution_id)
+        return counts
 
     def _take_pending(self, agent: str | None, step_id: str | None) -> Fault | None:
         for position, (fault, for_agent, for_step) in enumerate(self._pending):
@@ -360,6 +411,7 @@ class ScriptedProvider(LLMProvider):
     ) -> None:
         record = ScriptedCall(
             number=plan.number,
+            execution_id=call.execution_id,
             agent=call.agent,
             step_id=call.step_id,
             model=call.model,

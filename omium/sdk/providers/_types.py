@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal, get_args
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -13,15 +13,56 @@ _ROLES = frozenset(get_args(Role))
 
 
 @dataclass(frozen=True)
+class Tool:
+    """A tool the model may call.
+
+    Attributes:
+        name: The tool's name (letters, digits, ``_`` and ``-``).
+        description: What it does and when to use it, for the model.
+        input_schema: A JSON Schema (an object schema) of its arguments.
+    """
+
+    name: str
+    description: str
+    input_schema: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call of a :class:`Tool` the model asked for.
+
+    Attributes:
+        id: The provider's id of the call; a ``tool`` message answers it with this id.
+        name: The tool's name.
+        arguments: The arguments, as the model wrote them (parsed JSON).
+    """
+
+    id: str
+    name: str
+    arguments: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Message:
-    """One chat message."""
+    """One chat message.
+
+    Attributes:
+        role: ``system``, ``user``, ``assistant`` or ``tool``.
+        content: Its text (a ``tool`` message: the tool's result).
+        tool_calls: For an ``assistant`` message, the tool calls it made.
+        tool_call_id: For a ``tool`` message, the id of the call it answers.
+    """
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 MessageLike = Message | Mapping[str, str]
-"""A :class:`Message` or a ``{"role": ..., "content": ...}`` mapping."""
+"""A :class:`Message` or a ``{"role": ..., "content": ...}`` mapping (``tool_call_id`` too)."""
 
 
 def to_messages(messages: Sequence[MessageLike]) -> list[Message]:
@@ -43,8 +84,12 @@ def to_messages(messages: Sequence[MessageLike]) -> list[Message]:
 
 def _from_mapping(item: Mapping[str, str], index: int) -> Message:
     try:
-        return Message(role=item["role"], content=item["content"])  # type: ignore[arg-type]
-    except (KeyError, TypeError):
+        return Message(
+            role=item["role"],  # type: ignore[arg-type]
+            content=item["content"],
+            tool_call_id=item.get("tool_call_id"),
+        )
+    except (KeyError, TypeError, AttributeError):
         raise ValueError(f"message #{index} needs 'role' and 'content'") from None
 
 
@@ -60,7 +105,9 @@ class Completion:
         model: The model that answered (as the provider reported it).
         latency_s: Wall time of the call.
         provider: The provider's name.
-        finish_reason: ``stop``, ``length`` (cut at ``max_tokens``) ... when known.
+        finish_reason: ``stop``, ``length`` (cut at ``max_tokens``), ``tool_calls`` (the model
+            waits for tool results) ... when known.
+        tool_calls: The tools the model asked to call, in order (empty without tools).
     """
 
     text: str
@@ -71,6 +118,7 @@ class Completion:
     latency_s: float
     provider: str
     finish_reason: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
     @property
     def total_tokens(self) -> int:
@@ -98,6 +146,7 @@ class LLMProvider(ABC):
         timeout_s: float | None = None,
         agent: str | None = None,
         step_id: str | None = None,
+        tools: Sequence[Tool] | None = None,
     ) -> Completion:
         """Run one chat completion.
 
@@ -109,6 +158,7 @@ class LLMProvider(ABC):
             timeout_s: Longest the call may take (the provider's default when None).
             agent: The calling agent, for scripting and traces.
             step_id: The calling step, for scripting and traces.
+            tools: Tools the model may call; its calls come back in ``tool_calls``.
 
         Returns:
             The completion with token counts, cost and latency.
@@ -125,6 +175,7 @@ class LLMProvider(ABC):
         timeout_s: float | None = None,
         agent: str | None = None,
         step_id: str | None = None,
+        tools: Sequence[Tool] | None = None,
     ) -> Completion:
         """The asynchronous form of :meth:`complete` (same arguments and errors)."""
 

@@ -63,8 +63,41 @@ class ProviderUnavailableError(ProviderError):
     default_retryable = True
 
 
+class OverloadedError(ProviderUnavailableError):
+    """The provider is overloaded for everyone (Anthropic's HTTP 529): back off and retry."""
+
+
 class ProviderRequestError(ProviderError):
     """The provider refused the request itself (HTTP 4xx other than 429): retrying won't help."""
+
+
+class ContextTooLongError(ProviderRequestError):
+    """The prompt (plus ``max_tokens``) does not fit the model's context window.
+
+    Retrying the same call fails the same way; a model with a larger window, a shorter input
+    or an earlier checkpoint may succeed.
+    """
+
+
+class RefusalError(ProviderError):
+    """The model declined to answer (a safety refusal, Anthropic's ``stop_reason: refusal``).
+
+    Attributes:
+        text: What the model said before or instead of answering, if anything.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        model: str | None = None,
+        text: str = "",
+        status_code: int | None = None,
+    ) -> None:
+        """Build the error (never retryable as it is: the same prompt is refused again)."""
+        super().__init__(message, provider=provider, model=model, status_code=status_code)
+        self.text = text
 
 
 class MalformedResponseError(ProviderError):

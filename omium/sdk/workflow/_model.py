@@ -8,7 +8,8 @@ definition (unknown steps or agents, cycles, duplicate ids) are in ``_checks.py`
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any, Literal, Self
+from datetime import timedelta
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     Field,
@@ -142,6 +143,51 @@ class ConsensusSpec(DefinitionModel):
         return self
 
 
+class ApprovalEscalationSpec(DefinitionModel):
+    """Who decides an approval nobody decided in time (``on_timeout: escalate``)."""
+
+    approvers: list[str] = Field(default_factory=list)
+    """Who may decide once escalated (token subjects)."""
+    approver_role: Literal["operator", "admin"] | None = None
+    """The least role a decider must hold once escalated."""
+    timeout_s: PositiveFloat = 3600.0
+    """How long they have, from the escalation; then ``on_timeout`` applies."""
+    on_timeout: Literal["approve", "reject"] = "reject"
+    """What happens when they do not decide in time either."""
+
+    @model_validator(mode="after")
+    def _check_deciders(self) -> Self:
+        if not self.approvers and self.approver_role is None:
+            raise ValueError("an escalation names its approvers and/or approver_role")
+        return self
+
+
+class ApprovalSpec(DefinitionModel):
+    """A human decision the step waits for before it starts (other branches go on meanwhile)."""
+
+    timeout_s: PositiveFloat = 3600.0
+    """How long the decision may take; then ``on_timeout`` applies."""
+    on_timeout: Literal["approve", "reject", "escalate"] = "reject"
+    """What happens when nobody decided in time: the step runs, the run fails, or (escalate)
+    the decision passes to ``escalation``'s deciders."""
+    approvers: list[str] = Field(default_factory=list)
+    """Who may decide (token subjects); anyone with the operator role when empty."""
+    approver_role: Literal["operator", "admin"] | None = None
+    """The least role a decider must hold (deciding needs operator in any case)."""
+    prompt: str | None = Field(default=None, max_length=2000)
+    """What the approver is asked."""
+    escalation: ApprovalEscalationSpec | None = None
+    """Who decides after the deadline; required by (and only with) ``on_timeout: escalate``."""
+
+    @model_validator(mode="after")
+    def _check_escalation(self) -> Self:
+        if self.on_timeout == "escalate" and self.escalation is None:
+            raise ValueError("on_timeout 'escalate' needs an escalation")
+        if self.on_timeout != "escalate" and self.escalation is not None:
+            raise ValueError("escalation is only for on_timeout 'escalate'")
+        return self
+
+
 class Step(DefinitionModel):
     """One unit of work: an agent call, or (with ``consensus``) a vote among agents."""
 
@@ -165,6 +211,8 @@ class Step(DefinitionModel):
     retry: RetryPolicy | None = None
     """Attempts and backoff; ``defaults.retry`` when unset."""
     consensus: ConsensusSpec | None = None
+    approval: ApprovalSpec | None = None
+    """A human approval the step waits for before it starts (a retry does not ask again)."""
 
     @property
     def is_consensus(self) -> bool:
@@ -191,12 +239,47 @@ class Budget(DefinitionModel):
     """``halt`` stops the run; ``warn`` only records a policy violation."""
 
 
+DURATION_PATTERN = r"^[0-9]+(\.[0-9]+)?(s|m|h|d|w)$"
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+class CheckpointRetention(DefinitionModel):
+    """How many and how old checkpoints of each step a run keeps (``policies.checkpoints``).
+
+    Rules apply per step and position (``before``/``after``); a checkpoint must pass every rule
+    set to stay, and the latest checkpoint of each step at each position always stays. A pruned
+    checkpoint keeps its record (id, step, checksum) in the history but not its state: nothing
+    can roll back to it, fork from it or restore it, and its blob is collected once no
+    checkpoint refers to it.
+    """
+
+    keep_last: PositiveInt | None = None
+    """Keep the latest N checkpoints of each step (and position)."""
+    max_age: Annotated[str, Field(pattern=DURATION_PATTERN)] | None = None
+    """Let checkpoints older than this go: a number and a unit, ``s``, ``m``, ``h``, ``d`` or
+    ``w`` (``7d``, ``12h``, ``1.5h``)."""
+
+    @model_validator(mode="after")
+    def _needs_a_rule(self) -> Self:
+        if self.keep_last is None and self.max_age is None:
+            raise ValueError("checkpoints needs keep_last or max_age")
+        return self
+
+    def max_age_delta(self) -> timedelta | None:
+        """``max_age`` as a duration (``None`` when not set)."""
+        if self.max_age is None:
+            return None
+        return timedelta(seconds=float(self.max_age[:-1]) * _DURATION_UNITS[self.max_age[-1]])
+
+
 class PolicySpec(DefinitionModel):
     """Policies checked on every step output and LLM call of the run."""
 
     use: list[PolicyName] = Field(default_factory=list)
     """Names of policies (Rego modules) registered with Omium."""
     budget: Budget | None = None
+    checkpoints: CheckpointRetention | None = None
+    """Checkpoint retention (none: every checkpoint is kept)."""
 
 
 class RecoveryRule(DefinitionModel):
@@ -317,6 +400,17 @@ class WorkflowDefinition(DefinitionModel):
     def checkpoint_for(self, step: Step) -> CheckpointSpec:
         """Effective checkpoint settings: the step's, else ``defaults.checkpoint``."""
         return step.checkpoint if step.checkpoint is not None else self.defaults.checkpoint
+
+    def run_budget(self) -> dict[str, Any]:
+        """The limits a run of this version records on ``ExecutionStarted``.
+
+        ``max_cost_usd`` and ``max_tokens`` of ``policies.budget``, ``None`` when not set.
+        """
+        budget = self.policies.budget
+        return {
+            "max_cost_usd": None if budget is None else budget.max_cost_usd,
+            "max_tokens": None if budget is None else budget.max_tokens,
+        }
 
     # The step graph -----------------------------------------------------------------------
 

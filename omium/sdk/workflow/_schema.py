@@ -11,14 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from omium.kernel.settings import REPO_ROOT
+from omium.kernel.resources import packaged_path
 from omium.sdk.workflow._model import WorkflowDefinition
 
 SCHEMA_ID = "urn:omium:schema:workflow:v1"
 """The ``$id`` of the published schema."""
 
-SCHEMA_PATH = REPO_ROOT / "schemas" / "workflow" / "workflow.schema.json"
-"""Where the schema is published in the repository."""
+SCHEMA_PATH = packaged_path("schemas", "workflow", "workflow.schema.json")
+"""Where the schema is published (``schemas/workflow/`` in the checkout, package data installed)."""
 
 
 def workflow_json_schema() -> dict[str, Any]:

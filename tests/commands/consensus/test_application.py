@@ -9,7 +9,12 @@ from uuid import uuid4
 
 import pytest
 
-from commands import ConsensusApplication, InvalidCommandError, NotFoundError, VoteRejectedError
+from omium.commands import (
+    ConsensusApplication,
+    InvalidCommandError,
+    NotFoundError,
+    VoteRejectedError,
+)
 from tests.commands.executions.builders import NOW
 from tests.commands.helpers import event_names
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from commands.consensus import (
+from omium.commands.consensus import (
     FailureReason,
     RoundRule,
     RoundStatus,
@@ -18,7 +18,7 @@ from commands.consensus import (
     evaluate,
     tally_votes,
 )
-from commands.errors import InvalidCommandError
+from omium.commands.errors import InvalidCommandError
 
 ABCDE = ["a", "b", "c", "d", "e"]
 

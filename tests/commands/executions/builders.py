@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from commands.executions import Execution, ExecutionState
+from omium.commands.executions import Execution, ExecutionState
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 BLOB = b'{"messages": ["hello"]}'

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from commands import (
+from omium.commands import (
     ConflictError,
     ExecutionsApplication,
     InvalidCommandError,

@@ -5,16 +5,27 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID, uuid4
 
 import pytest
 
-from commands import ExecutionsApplication, InvalidCommandError
-from commands.executions.domain import Execution
+from omium.commands import ExecutionsApplication, InvalidCommandError
+from omium.commands.executions.domain import Execution
 
 STATE = b'{"draft": "..."}'
-BLOB = {
+
+
+class InlineBlob(TypedDict):
+    """``create_checkpoint``'s keywords for a state stored inline."""
+
+    checksum: str
+    size: int
+    storage: str
+    inline_state: bytes
+
+
+BLOB: InlineBlob = {
     "checksum": hashlib.sha256(STATE).hexdigest(),
     "size": len(STATE),
     "storage": "inline",
@@ -31,8 +42,9 @@ def running(executions: ExecutionsApplication, tenant: str) -> UUID:
     run = executions.start_execution(tenant, workflow_id=uuid4(), workflow_version=1)
     executions.schedule_step(tenant, run.aggregate_id, step_id="draft")
     executions.start_step(tenant, run.aggregate_id, step_id="draft")
-    executions.create_checkpoint(tenant, run.aggregate_id, step_id="draft", position="before",
-                                 **BLOB)
+    executions.create_checkpoint(
+        tenant, run.aggregate_id, step_id="draft", position="before", **BLOB
+    )
     return run.aggregate_id
 
 
@@ -64,7 +76,9 @@ def test_a_refused_command_leaves_the_cached_run_unchanged(
 
     after = executions.load(Execution, tenant, run_id)
     assert (after.version, after.steps, after.rollbacks) == (
-        before.version, before.steps, before.rollbacks
+        before.version,
+        before.steps,
+        before.rollbacks,
     )
 
 

@@ -8,14 +8,20 @@ from typing import Any
 
 import pytest
 
-from commands.errors import InvalidCommandError
-from commands.executions import (
+from omium.commands.errors import InvalidCommandError
+from omium.commands.executions import (
     INLINE_STATE_MAX_BYTES,
     ApprovalStatus,
+    Execution,
     ExecutionState,
     StepStatus,
 )
 from tests.commands.executions.builders import BLOB, CHECKSUM, NOW, checkpoint, started
+
+
+def state_of(execution: Execution) -> ExecutionState:
+    """The run's state read afresh (mypy keeps ``execution.state`` narrowed across commands)."""
+    return execution.state
 
 
 def reason_of(call: Any) -> str:
@@ -199,7 +205,7 @@ def test_an_approval_gates_only_its_step() -> None:
 
     execution.grant_approval("publish", decided_by="alice", comment="ok")
 
-    assert execution.state is ExecutionState.RUNNING
+    assert state_of(execution) is ExecutionState.RUNNING
     execution.start_step("publish")
     approval = execution.approvals["publish"]
     assert (approval.status, approval.decided_by, approval.by_default) == (
@@ -298,7 +304,7 @@ def test_approval_requests_are_checked() -> None:
 def test_start_checks_the_workflow_version_and_input() -> None:
     from uuid import uuid4
 
-    from commands.executions import Execution
+    from omium.commands.executions import Execution
 
     for version in (0, "1", True):
         assert (

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from commands.errors import InvalidTransitionError
-from commands.executions import ALLOWED_STATES, TERMINAL_STATES, ExecutionState
+from omium.commands.errors import InvalidTransitionError
+from omium.commands.executions import ALLOWED_STATES, TERMINAL_STATES, ExecutionState
 from tests.commands.executions.builders import execution_in, issue
 
 P = ExecutionState.PENDING

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from commands import (
+from omium.commands import (
     ConflictError,
     InvalidCommandError,
     InvalidPolicyError,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from commands.errors import InvalidPolicyError
-from commands.policies import check_module_compiles, module_package
+from omium.commands.errors import InvalidPolicyError
+from omium.commands.policies import check_module_compiles, module_package
 
 BUDGET = """
 # Halt a run whose cost goes over budget.

@@ -21,8 +21,8 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from psycopg import sql
 
-from commands import CommandApplications, event_store_env
-from commands.relay import OutboxRelay, RelayOptions
+from omium.commands import CommandApplications, event_store_env
+from omium.commands.relay import OutboxRelay, RelayOptions
 from omium.kernel.kafka import admin_client, consumer_config, ensure_topics, topic_specs
 from omium.kernel.settings import OmiumSettings
 
@@ -187,6 +187,44 @@ def relay_process_factory(
         )
         started.append(process)
         return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+@pytest.fixture
+def crashing_relay_factory(
+    relay_settings: OmiumSettings, relay_schema: str, tmp_path: Path
+) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], Path]]]:
+    """Starts ``crashing_relay.py`` processes (a relay that SIGKILLs itself at a chosen point).
+
+    The factory takes the point, the batch number and the batch size, and returns the process
+    and its log file.
+    """
+    started: list[subprocess.Popen[bytes]] = []
+    env = {
+        **os.environ,
+        "OMIUM_KAFKA__TOPIC_PREFIX": relay_settings.kafka.topic_prefix,
+        "OMIUM_KAFKA__PARTITIONS": str(relay_settings.kafka.partitions),
+        "OMIUM_RELAY__SCHEMA": relay_schema,
+    }
+    root = Path(__file__).resolve().parents[3]
+
+    def start(point: str, batch: int, batch_size: int) -> tuple[subprocess.Popen[bytes], Path]:
+        path = tmp_path / f"crashing-relay-{len(started)}.log"
+        module = "tests.commands.relay.crashing_relay"
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, point, str(batch), str(batch_size)],
+            env=env,
+            cwd=root,
+            stdout=path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        return process, path
 
     yield start
     for process in started:

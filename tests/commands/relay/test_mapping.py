@@ -13,13 +13,14 @@ from uuid import UUID, uuid4, uuid5
 
 import pytest
 from eventsourcing.persistence import Notification
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
-from commands import CommandApplications, event_store_env
-from commands.executions import Execution
-from commands.relay import (
+from omium.commands import CommandApplications, event_store_env
+from omium.commands.executions import Execution
+from omium.commands.relay import (
     ALL_MAPPINGS,
     EVENT_ID_NAMESPACE,
+    START,
     BatchEncoder,
     ChainLink,
     EncodedBatch,
@@ -29,7 +30,7 @@ from commands.relay import (
     event_id_for,
     sources_of,
 )
-from omium.kernel.events import GENESIS_HASH, verify_chain
+from omium.kernel.events import GENESIS_HASH, new_event, verify_chain
 from omium.kernel.serde import AvroSerde, default_catalog
 from omium.kernel.settings import OmiumSettings
 from tests.commands.relay.scenario import Recorded, record_every_event
@@ -55,7 +56,7 @@ def recorded(apps: CommandApplications) -> Recorded:
 def encode_all(apps: CommandApplications) -> EncodedBatch:
     """Encode every stored notification of the four logs as one batch, from empty heads."""
     batches = BatchEncoder(EventEncoder(default_catalog()), topic_prefix=PREFIX, schema="s")
-    return batches.encode([(s, s.read(0, 10_000)) for s in sources_of(apps)], {})
+    return batches.encode([(s, s.read(START, 10_000)) for s in sources_of(apps)], {})
 
 
 def decoded(batch: EncodedBatch) -> list[dict[str, Any]]:
@@ -70,12 +71,33 @@ def test_every_catalogued_domain_event_has_exactly_one_mapping() -> None:
         for name in events
     }
 
-    assert set(ALL_MAPPINGS) == catalogued
+    assert {topic for topic in ALL_MAPPINGS if topic.startswith("omium.")} == catalogued
+
+
+def test_topics_stored_before_the_namespace_move_map_and_resolve_as_the_new_ones() -> None:
+    for topic, mapping in ALL_MAPPINGS.items():
+        if not topic.startswith("omium."):
+            continue
+        old = topic.removeprefix("omium.")
+        assert ALL_MAPPINGS[old] is mapping
+        module_and_aggregate, event_name = old.rsplit(".", 1)
+        assert resolve_topic(old) is getattr(resolve_topic(module_and_aggregate), event_name)
+    assert resolve_topic("commands.executions.domain:Execution") is Execution
+
+
+# Domain events published under another event type: a fork is a run starting (consumers that
+# create a run on ExecutionStarted need no second case), with ExecutionStarted v2's fork record.
+# Changed concurrency limits are published like the first ones: the whole set, every time.
+ALIASES = {
+    "ExecutionForked": "ExecutionStarted",
+    "ConcurrencyLimitsChanged": "ConcurrencyLimitsSet",
+}
 
 
 def test_each_mapping_names_its_own_event_type_and_an_existing_schema_version() -> None:
     for topic, mapping in ALL_MAPPINGS.items():
-        assert topic.rsplit(".", 1)[1] == mapping.event_type
+        name = topic.rsplit(".", 1)[1]
+        assert ALIASES.get(name, name) == mapping.event_type
         assert mapping.schema_version in default_catalog().versions(mapping.event_type)
 
 
@@ -112,7 +134,7 @@ def test_the_envelope_comes_from_the_stored_event(
     stored = {
         (str(n.originator_id), n.originator_version): source.decode(n)
         for source in sources_of(apps)
-        for n in source.read(0, 10_000)
+        for n in source.read(START, 10_000)
     }
 
     for event in decoded(encode_all(apps)):
@@ -145,6 +167,35 @@ def test_encoding_the_same_stored_events_twice_gives_identical_bytes(
     assert first.heads == second.heads
 
 
+def test_the_relay_writes_the_same_bytes_as_new_event_then_serde_encode(
+    apps: CommandApplications, recorded: Recorded
+) -> None:
+    """The encoder checks each event once (not three times); what it writes, hash included,
+    is byte for byte what the kernel's new_event() and AvroSerde.encode() give."""
+    encoder = EventEncoder(default_catalog())
+    values = iter(m.value for m in encode_all(apps).messages)
+    prev: dict[str, str] = {}
+    for source in sources_of(apps):
+        for notification in source.read(START, 10_000):
+            domain = source.decode(notification)
+            mapping = encoder.mapping_for(notification.topic)
+            assert mapping is not None
+            aggregate = str(domain.originator_id)
+            expected = new_event(
+                mapping.event_type,
+                tenant_id=domain.tenant_id,
+                aggregate_id=domain.originator_id,
+                aggregate_version=domain.originator_version,
+                payload=mapping.payload(domain),
+                prev_hash=prev.get(aggregate, GENESIS_HASH),
+                occurred_at=domain.timestamp,
+                event_id=event_id_for(domain.originator_id, domain.originator_version),
+                schema_version=mapping.schema_version,
+            )
+            prev[aggregate] = expected["hash"]
+            assert next(values) == SERDE.encode(expected)
+
+
 def test_payload_fields_carry_the_domain_values(
     apps: CommandApplications, recorded: Recorded
 ) -> None:
@@ -166,7 +217,7 @@ def test_a_missing_chain_head_is_rebuilt_from_the_aggregates_history(
     full = encode_all(apps)
     run = str(recorded.ids["run"])
     executions = LogSource(apps.executions)
-    later = [n for n in executions.read(0, 10_000) if n.originator_version > 5]
+    later = [n for n in executions.read(START, 10_000) if n.originator_version > 5]
     batches = BatchEncoder(EventEncoder(default_catalog()), topic_prefix=PREFIX, schema="s")
 
     partial = batches.encode([(executions, later)], heads={})
@@ -185,7 +236,7 @@ def _bad_notification(topic: str, state: bytes, version: int = 1) -> Notificatio
 @pytest.mark.parametrize(
     ("topic", "state"),
     [
-        ("commands.executions.domain:Execution.NoSuchEvent", b'{"tenant_id": "t"}'),
+        ("omium.commands.executions.domain:Execution.NoSuchEvent", b'{"tenant_id": "t"}'),
         (f"{get_topic(Execution)}.StepStarted", b"{not json"),
         (f"{get_topic(Execution)}.StepStarted", b'{"tenant_id": "t"}'),
     ],
@@ -208,7 +259,9 @@ def test_an_event_that_cannot_be_mapped_becomes_a_dead_letter_with_its_stored_js
     document = json.loads(letter.value)
     assert document["topic"] == topic and document["originator_version"] == 1
     assert document.get("state", document.get("state_text")) is not None
-    assert batch.positions == {"Executions": 10_000}
+    assert {name: p.notification_id for name, p in batch.positions.items()} == {
+        "Executions": 10_000
+    }
 
 
 def test_a_dead_lettered_version_is_skipped_by_the_chain(apps: CommandApplications) -> None:
@@ -216,10 +269,13 @@ def test_a_dead_lettered_version_is_skipped_by_the_chain(apps: CommandApplicatio
     apps.executions.schedule_step("t", run.aggregate_id, step_id="a")
     apps.executions.start_step("t", run.aggregate_id, step_id="a")
     source = LogSource(apps.executions)
-    first, second, third = source.read(0, 10)
+    first, second, third = source.read(START, 10)
     broken = Notification(
-        id=second.id, originator_id=second.originator_id, originator_version=2,
-        topic=second.topic, state=b"{}",
+        id=second.id,
+        originator_id=second.originator_id,
+        originator_version=2,
+        topic=second.topic,
+        state=b"{}",
     )
     batches = BatchEncoder(EventEncoder(default_catalog()), topic_prefix=PREFIX, schema="s")
 
@@ -245,3 +301,31 @@ def test_event_ids_are_uuid5_of_aggregate_and_version() -> None:
 
     assert event_id_for(aggregate, 3) == event_id_for(str(aggregate), 3)
     assert event_id_for(aggregate, 3) != event_id_for(aggregate, 4)
+
+
+def test_a_fork_is_an_execution_started_with_its_origin(
+    apps: CommandApplications, recorded: Recorded
+) -> None:
+    fork = str(recorded.ids["fork"])
+    started = next(
+        e
+        for e in decoded(encode_all(apps))
+        if str(e["aggregate_id"]) == fork and e["event_type"] == "ExecutionStarted"
+    )
+
+    assert started["schema_version"] == 2
+    payload = started["payload"]
+    assert payload["trigger"] == "fork"
+    assert str(payload["parent_execution_id"]) == str(recorded.ids["run"])
+    assert payload["forked_from_checkpoint_id"] is None  # not a UUID: named in fork instead
+    origin = payload["fork"]
+    assert origin["checkpoint_id"] == "cp-a" and origin["state_edited"] is True
+    assert (origin["checkpoint_step_id"], origin["checkpoint_position"]) == ("a", "after")
+    assert origin["steps"] == [
+        {
+            "step_id": "a",
+            "status": "scheduled",  # it was running when cp-a was taken: it runs again
+            "agent": "agents.a:run",
+            "output_json": None,
+        }
+    ]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from commands import (
+from omium.commands import (
     AlreadyExistsError,
     ConflictError,
     InvalidCommandError,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from commands.errors import InvalidCommandError
-from commands.workflows import find_cycle, validate_definition
+from omium.commands.errors import InvalidCommandError
+from omium.commands.workflows import find_cycle, validate_definition
 
 
 def step(step_id: str, *needs: str, agent: str = "agents:echo") -> dict[str, Any]:

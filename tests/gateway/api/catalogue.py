@@ -9,13 +9,14 @@ cannot ship untested.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import Role
+from omium.gateway import Role
 from tests.gateway.api.fixtures import API, POLICY_MODULE, Caller, Reply, blob_fields, future
 
 
@@ -64,8 +65,12 @@ class Route:
     def is_command(self) -> bool:
         """Whether this is a write of the command API (idempotent, audited, versioned)."""
         area = self.template.split("/")[1]
-        return self.method == "POST" and area in {"workflows", "executions", "consensus",
-                                                  "policies"}
+        return self.method == "POST" and area in {
+            "workflows",
+            "executions",
+            "consensus",
+            "policies",
+        }
 
     def __str__(self) -> str:
         return f"{self.method} {self.template}"
@@ -85,8 +90,12 @@ def route(method: str, template: str, role: Role) -> Callable[[Scenario], Scenar
 
 
 def _definition(agent: str = "agents.plan") -> dict[str, Any]:
-    return {"steps": [{"id": "plan", "agent": agent}, {"id": "act", "agent": "agents.act",
-                                                       "needs": ["plan"]}]}
+    return {
+        "steps": [
+            {"id": "plan", "agent": agent},
+            {"id": "act", "agent": "agents.act", "needs": ["plan"]},
+        ]
+    }
 
 
 # --- workflows --------------------------------------------------------------------------------
@@ -101,8 +110,14 @@ def _register(c: Caller) -> Call:
 @route("POST", "/workflows/{workflow_id}/versions", Role.DEVELOPER)
 def _publish_version(c: Caller) -> Call:
     wid = c.workflow()
-    return Call("POST", f"/workflows/{wid}/versions", {"definition": _definition("agents.v2")},
-                201, "workflows", wid)
+    return Call(
+        "POST",
+        f"/workflows/{wid}/versions",
+        {"definition": _definition("agents.v2")},
+        201,
+        "workflows",
+        wid,
+    )
 
 
 @route("GET", "/workflows", Role.VIEWER)
@@ -139,31 +154,41 @@ def _get_execution(c: Caller) -> Call:
 @route("POST", "/executions/{execution_id}/steps", Role.DEVELOPER)
 def _schedule(c: Caller) -> Call:
     eid = c.execution()
-    return Call("POST", f"/executions/{eid}/steps", {"step_id": "plan", "agent": "agents.plan"},
-                area="executions", aggregate_id=eid)
+    return Call(
+        "POST",
+        f"/executions/{eid}/steps",
+        {"step_id": "plan", "agent": "agents.plan"},
+        area="executions",
+        aggregate_id=eid,
+    )
 
 
 @route("POST", "/executions/{execution_id}/steps/{step_id}/start", Role.DEVELOPER)
 def _start_step(c: Caller) -> Call:
     eid = c.execution()
     c.ok(c.post(f"/executions/{eid}/steps", {"step_id": "plan"}))
-    return Call("POST", f"/executions/{eid}/steps/plan/start", area="executions",
-                aggregate_id=eid)
+    return Call("POST", f"/executions/{eid}/steps/plan/start", area="executions", aggregate_id=eid)
 
 
 @route("POST", "/executions/{execution_id}/steps/{step_id}/complete", Role.DEVELOPER)
 def _complete_step(c: Caller) -> Call:
     eid = c.running()
-    return Call("POST", f"/executions/{eid}/steps/plan/complete", {"output": {"plan": [1, 2]}},
-                area="executions", aggregate_id=eid)
+    return Call(
+        "POST",
+        f"/executions/{eid}/steps/plan/complete",
+        {"output": {"plan": [1, 2]}},
+        area="executions",
+        aggregate_id=eid,
+    )
 
 
 @route("POST", "/executions/{execution_id}/steps/{step_id}/fail", Role.DEVELOPER)
 def _fail_step(c: Caller) -> Call:
     eid = c.running()
     body = {"error": "tool timed out", "error_type": "TimeoutError", "retryable": True}
-    return Call("POST", f"/executions/{eid}/steps/plan/fail", body, area="executions",
-                aggregate_id=eid)
+    return Call(
+        "POST", f"/executions/{eid}/steps/plan/fail", body, area="executions", aggregate_id=eid
+    )
 
 
 @route("POST", "/executions/{execution_id}/checkpoints", Role.DEVELOPER)
@@ -190,8 +215,20 @@ def _get_checkpoint(c: Caller) -> Call:
 def _roll_back(c: Caller) -> Call:
     eid, cid = _with_checkpoint(c)
     c.ok(c.post(f"/executions/{eid}/steps/plan/complete", {"output": {"x": 1}}))
-    return Call("POST", f"/executions/{eid}/rollback", {"checkpoint_id": cid, "reason": "bad"},
-                area="executions", aggregate_id=eid)
+    return Call(
+        "POST",
+        f"/executions/{eid}/rollback",
+        {"checkpoint_id": cid, "reason": "bad"},
+        area="executions",
+        aggregate_id=eid,
+    )
+
+
+@route("POST", "/executions/{execution_id}/fork", Role.OPERATOR)
+def _fork(c: Caller) -> Call:
+    # The new run is the aggregate created; the forked run (in the path) is only read.
+    eid, cid = _with_checkpoint(c)
+    return Call("POST", f"/executions/{eid}/fork", {"checkpoint_id": cid}, 201, "executions")
 
 
 def _scheduled(c: Caller, step: str = "act") -> str:
@@ -204,8 +241,9 @@ def _scheduled(c: Caller, step: str = "act") -> str:
 def _request_approval(c: Caller) -> Call:
     eid = _scheduled(c)
     body = {"deadline": future(), "default_action": "reject", "prompt": "Send the email?"}
-    return Call("POST", f"/executions/{eid}/steps/act/approval", body, area="executions",
-                aggregate_id=eid)
+    return Call(
+        "POST", f"/executions/{eid}/steps/act/approval", body, area="executions", aggregate_id=eid
+    )
 
 
 def _awaiting(c: Caller, deadline: str | None = None) -> str:
@@ -218,54 +256,87 @@ def _awaiting(c: Caller, deadline: str | None = None) -> str:
 @route("POST", "/executions/{execution_id}/steps/{step_id}/approval/grant", Role.OPERATOR)
 def _grant(c: Caller) -> Call:
     eid = _awaiting(c)
-    return Call("POST", f"/executions/{eid}/steps/act/approval/grant", {"comment": "go"},
-                area="executions", aggregate_id=eid)
+    return Call(
+        "POST",
+        f"/executions/{eid}/steps/act/approval/grant",
+        {"comment": "go"},
+        area="executions",
+        aggregate_id=eid,
+    )
 
 
 @route("POST", "/executions/{execution_id}/steps/{step_id}/approval/reject", Role.OPERATOR)
 def _reject(c: Caller) -> Call:
     eid = _awaiting(c)
-    return Call("POST", f"/executions/{eid}/steps/act/approval/reject", {"comment": "no"},
-                area="executions", aggregate_id=eid)
+    return Call(
+        "POST",
+        f"/executions/{eid}/steps/act/approval/reject",
+        {"comment": "no"},
+        area="executions",
+        aggregate_id=eid,
+    )
 
 
-@route("POST", "/executions/{execution_id}/steps/{step_id}/approval/apply-default",
-       Role.OPERATOR)
+@route("POST", "/executions/{execution_id}/steps/{step_id}/approval/apply-default", Role.OPERATOR)
 def _apply_default(c: Caller) -> Call:
     # The server's clock decides when the deadline has passed: a short one, then wait it out.
     eid = _awaiting(c, deadline=future(0.4))
     time.sleep(0.5)
-    return Call("POST", f"/executions/{eid}/steps/act/approval/apply-default",
-                area="executions", aggregate_id=eid)
+    return Call(
+        "POST",
+        f"/executions/{eid}/steps/act/approval/apply-default",
+        area="executions",
+        aggregate_id=eid,
+    )
 
 
 @route("POST", "/executions/{execution_id}/complete", Role.DEVELOPER)
 def _complete(c: Caller) -> Call:
     eid = c.running()
     c.ok(c.post(f"/executions/{eid}/steps/plan/complete", {"output": {}}))
-    return Call("POST", f"/executions/{eid}/complete", {"output": {"answer": 42}},
-                area="executions", aggregate_id=eid)
+    return Call(
+        "POST",
+        f"/executions/{eid}/complete",
+        {"output": {"answer": 42}},
+        area="executions",
+        aggregate_id=eid,
+    )
 
 
 @route("POST", "/executions/{execution_id}/fail", Role.DEVELOPER)
 def _fail(c: Caller) -> Call:
     eid = c.running()
-    return Call("POST", f"/executions/{eid}/fail", {"error": "gave up", "error_type": "Budget"},
-                area="executions", aggregate_id=eid)
+    return Call(
+        "POST",
+        f"/executions/{eid}/fail",
+        {"error": "gave up", "error_type": "Budget"},
+        area="executions",
+        aggregate_id=eid,
+    )
 
 
 @route("POST", "/executions/{execution_id}/halt", Role.OPERATOR)
 def _halt(c: Caller) -> Call:
     eid = c.running()
-    return Call("POST", f"/executions/{eid}/halt", {"reason": "budget", "policy_id": "budget"},
-                area="executions", aggregate_id=eid)
+    return Call(
+        "POST",
+        f"/executions/{eid}/halt",
+        {"reason": "budget", "policy_id": "budget"},
+        area="executions",
+        aggregate_id=eid,
+    )
 
 
 @route("POST", "/executions/{execution_id}/cancel", Role.DEVELOPER)
 def _cancel(c: Caller) -> Call:
     eid = c.execution()
-    return Call("POST", f"/executions/{eid}/cancel", {"reason": "not needed"},
-                area="executions", aggregate_id=eid)
+    return Call(
+        "POST",
+        f"/executions/{eid}/cancel",
+        {"reason": "not needed"},
+        area="executions",
+        aggregate_id=eid,
+    )
 
 
 # --- consensus --------------------------------------------------------------------------------
@@ -273,8 +344,14 @@ def _cancel(c: Caller) -> Call:
 
 @route("POST", "/consensus/rounds", Role.DEVELOPER)
 def _open_round(c: Caller) -> Call:
-    body = {"participants": ["a", "b", "c"], "rule": "weighted", "deadline": future(),
-            "weights": {"a": 2, "b": 1, "c": 1.5}, "threshold": 0.5, "subject": "which plan?"}
+    body = {
+        "participants": ["a", "b", "c"],
+        "rule": "weighted",
+        "deadline": future(),
+        "weights": {"a": 2, "b": 1, "c": 1.5},
+        "threshold": 0.5,
+        "subject": "which plan?",
+    }
     return Call("POST", "/consensus/rounds", body, 201, "consensus", other_tenant=None)
 
 
@@ -287,16 +364,22 @@ def _get_round(c: Caller) -> Call:
 @route("POST", "/consensus/rounds/{round_id}/votes", Role.DEVELOPER)
 def _vote(c: Caller) -> Call:
     rid = c.round()
-    return Call("POST", f"/consensus/rounds/{rid}/votes", {"participant": "a", "choice": "yes"},
-                area="consensus", aggregate_id=rid)
+    return Call(
+        "POST",
+        f"/consensus/rounds/{rid}/votes",
+        {"participant": "a", "choice": "yes"},
+        area="consensus",
+        aggregate_id=rid,
+    )
 
 
 @route("POST", "/consensus/rounds/{round_id}/decide", Role.DEVELOPER)
 def _decide(c: Caller) -> Call:
     rid = c.round()
     for participant in ("a", "b"):
-        c.ok(c.post(f"/consensus/rounds/{rid}/votes", {"participant": participant,
-                                                       "choice": "yes"}))
+        c.ok(
+            c.post(f"/consensus/rounds/{rid}/votes", {"participant": participant, "choice": "yes"})
+        )
     return Call("POST", f"/consensus/rounds/{rid}/decide", area="consensus", aggregate_id=rid)
 
 
@@ -305,8 +388,12 @@ def _decide(c: Caller) -> Call:
 
 @route("POST", "/policies", Role.OPERATOR)
 def _publish_policy(c: Caller) -> Call:
-    body = {"name": f"p-{uuid.uuid4().hex[:8]}", "module": POLICY_MODULE, "mode": "warn",
-            "description": "first"}
+    body = {
+        "name": f"p-{uuid.uuid4().hex[:8]}",
+        "module": POLICY_MODULE,
+        "mode": "warn",
+        "description": "first",
+    }
     return Call("POST", "/policies", body, 201, "policies", other_tenant=None)
 
 
@@ -321,6 +408,106 @@ def _find_policy(c: Caller) -> Call:
 def _get_policy(c: Caller) -> Call:
     pid = c.policy()
     return Call("GET", f"/policies/{pid}", aggregate_id=pid)
+
+
+# --- history integrity --------------------------------------------------------------------
+
+
+@route("GET", "/executions/{execution_id}/verify", Role.VIEWER)
+def _verify_execution(c: Caller) -> Call:
+    eid = c.execution()
+    return Call("GET", f"/executions/{eid}/verify?kafka=false", aggregate_id=eid)
+
+
+@route("GET", "/verify", Role.OPERATOR)
+def _verify_tenant(c: Caller) -> Call:
+    c.execution()
+    return Call("GET", "/verify?kafka=false", other_tenant=None)
+
+
+# --- recovery suggestions -----------------------------------------------------------------
+
+_DIAGNOSIS = {
+    "probable_cause": "The act agent's tool rejects long prompts.",
+    "evidence": [{"source": "error", "quote": "tool rejected the prompt"}],
+    "fix": {"action": "retry", "reason": "the tool was down"},
+}
+
+
+def _failed_and_escalated(c: Caller) -> str:
+    """A run whose step ``act`` failed and waits for a human; the app's diagnosis model is
+    scripted to answer."""
+    from omium.sdk.providers import ScriptedProvider
+    from omium.streams.recovery import DIAGNOSIS_AGENT
+
+    c.client.app.state.llm_providers = {  # type: ignore[attr-defined]
+        "scripted": ScriptedProvider(
+            {"rules": [{"agent": DIAGNOSIS_AGENT, "response": json.dumps(_DIAGNOSIS)}]}
+        )
+    }
+    eid = c.execution()
+    c.ok(c.post(f"/executions/{eid}/steps", {"step_id": "act"}))
+    c.ok(c.post(f"/executions/{eid}/steps/act/start"))
+    c.ok(c.post(f"/executions/{eid}/steps/act/fail", {"error": "tool rejected the prompt"}))
+    c.ok(c.post(f"/executions/{eid}/steps", {"step_id": "act"}))
+    c.ok(
+        c.post(
+            f"/executions/{eid}/steps/act/approval",
+            {"deadline": future(), "default_action": "reject"},
+        )
+    )
+    return eid
+
+
+def _suggested(c: Caller) -> tuple[str, str]:
+    eid = _failed_and_escalated(c)
+    sid = c.ok(c.post(f"/executions/{eid}/suggestions", {}), 201)["suggestion_id"]
+    return eid, str(sid)
+
+
+@route("POST", "/executions/{execution_id}/suggestions", Role.DEVELOPER)
+def _request_diagnosis(c: Caller) -> Call:
+    eid = _failed_and_escalated(c)
+    return Call(
+        "POST", f"/executions/{eid}/suggestions", {"step_id": "act"}, 201, "executions", eid
+    )
+
+
+@route("GET", "/executions/{execution_id}/suggestions", Role.VIEWER)
+def _list_suggestions(c: Caller) -> Call:
+    eid, _ = _suggested(c)
+    return Call("GET", f"/executions/{eid}/suggestions")
+
+
+@route("GET", "/executions/{execution_id}/suggestions/{suggestion_id}", Role.VIEWER)
+def _get_suggestion(c: Caller) -> Call:
+    eid, sid = _suggested(c)
+    return Call("GET", f"/executions/{eid}/suggestions/{sid}")
+
+
+@route("POST", "/executions/{execution_id}/suggestions/{suggestion_id}/approve", Role.OPERATOR)
+def _approve_suggestion(c: Caller) -> Call:
+    eid, sid = _suggested(c)
+    body = {"comment": "looks right"}
+    return Call(
+        "POST",
+        f"/executions/{eid}/suggestions/{sid}/approve",
+        body,
+        area="executions",
+        aggregate_id=eid,
+    )
+
+
+@route("POST", "/executions/{execution_id}/suggestions/{suggestion_id}/reject", Role.OPERATOR)
+def _reject_suggestion(c: Caller) -> Call:
+    eid, sid = _suggested(c)
+    return Call(
+        "POST",
+        f"/executions/{eid}/suggestions/{sid}/reject",
+        {"comment": "not the cause"},
+        area="executions",
+        aggregate_id=eid,
+    )
 
 
 # --- the foundation's routes (walked too, so the matrix covers the whole table) --------------
@@ -338,8 +525,7 @@ def _list_keys(c: Caller) -> Call:
 
 @route("POST", "/api-keys", Role.ADMIN)
 def _create_key(c: Caller) -> Call:
-    return Call("POST", "/api-keys", {"name": "worker", "role": "viewer"}, 201,
-                other_tenant=None)
+    return Call("POST", "/api-keys", {"name": "worker", "role": "viewer"}, 201, other_tenant=None)
 
 
 @route("DELETE", "/api-keys/{key_id}", Role.ADMIN)
@@ -351,5 +537,6 @@ def _revoke_key(c: Caller) -> Call:
 def send(c: Caller, call: Call, *, role: str = "admin", **headers: str) -> Reply:
     """Send a catalogue call as ``role`` (``headers`` as in ``Caller.headers``)."""
     kwargs: dict[str, Any] = {} if call.body is None else {"json": call.body}
-    return c.client.request(call.method, API + call.path, headers=c.headers(role, **headers),
-                            **kwargs)
+    return c.client.request(
+        call.method, API + call.path, headers=c.headers(role, **headers), **kwargs
+    )

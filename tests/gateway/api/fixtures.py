@@ -21,10 +21,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg import sql
 
-from gateway import create_app, mint_token
+from omium.gateway import create_app, mint_token
 from omium.kernel.kafka import ensure_topics
 from omium.kernel.settings import OmiumSettings, load_settings
-from projections.postgres import PostgresProjection, schema_for
+from omium.projections.postgres import PostgresProjection, schema_for
 
 API = "/api/v1"
 
@@ -76,13 +76,13 @@ class Caller:
     def headers(self, role: str = "admin", **extra: str) -> dict[str, str]:
         """``Authorization`` for ``role`` plus ``extra`` headers (``_`` become ``-``)."""
         if role not in self._tokens:
-            self._tokens[role] = mint_token(self.settings, subject=self.subject,
-                                            tenant_id=self.tenant, roles=[role])
+            self._tokens[role] = mint_token(
+                self.settings, subject=self.subject, tenant_id=self.tenant, roles=[role]
+            )
         named = {name.replace("_", "-"): value for name, value in extra.items()}
         return {"Authorization": f"Bearer {self._tokens[role]}", **named}
 
-    def post(self, path: str, body: Any = None, *, role: str = "admin",
-             **headers: str) -> Reply:
+    def post(self, path: str, body: Any = None, *, role: str = "admin", **headers: str) -> Reply:
         """POST ``body`` as JSON (no body when ``None``) to ``/api/v1<path>``."""
         kwargs: dict[str, Any] = {} if body is None else {"json": body}
         return self.client.post(API + path, headers=self.headers(role, **headers), **kwargs)
@@ -107,8 +107,11 @@ class Caller:
 
     def execution(self, workflow_id: str | None = None) -> str:
         """Start a run of a new (or the given) workflow; its id."""
-        body = {"workflow_id": workflow_id or self.workflow(), "workflow_version": 1,
-                "input": {"question": "why?"}}
+        body = {
+            "workflow_id": workflow_id or self.workflow(),
+            "workflow_version": 1,
+            "input": {"question": "why?"},
+        }
         return str(self.ok(self.post("/executions", body), 201)["execution_id"])
 
     def running(self, step: str = "plan") -> str:
@@ -125,8 +128,11 @@ class Caller:
 
     def policy(self, name: str | None = None) -> str:
         """Publish a policy; its id."""
-        body = {"name": name or f"p-{uuid.uuid4().hex[:8]}", "module": POLICY_MODULE,
-                "mode": "deny"}
+        body = {
+            "name": name or f"p-{uuid.uuid4().hex[:8]}",
+            "module": POLICY_MODULE,
+            "mode": "deny",
+        }
         return str(self.ok(self.post("/policies", body), 201)["policy_id"])
 
 
@@ -140,13 +146,15 @@ def api_schema(live_postgres: OmiumSettings) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def api_settings(live_postgres: OmiumSettings, live_redis: OmiumSettings,
-                 live_kafka: OmiumSettings) -> OmiumSettings:
+def api_settings(
+    live_postgres: OmiumSettings, live_redis: OmiumSettings, live_kafka: OmiumSettings
+) -> OmiumSettings:
     """Test settings on the local stack: a fresh topic prefix; tenants on the premium tier
     (the suite sends hundreds of requests a second from one process)."""
     base = load_settings(environment="test")
-    kafka = base.kafka.model_copy(update={"topic_prefix": f"test-{uuid.uuid4().hex[:10]}",
-                                          "partitions": 1})
+    kafka = base.kafka.model_copy(
+        update={"topic_prefix": f"test-{uuid.uuid4().hex[:10]}", "partitions": 1}
+    )
     ensure_topics(kafka)
     limits = base.gateway.rate_limit.model_copy(update={"default_tier": "premium"})
     gateway = base.gateway.model_copy(update={"rate_limit": limits})
@@ -177,13 +185,11 @@ def api_client(api_app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def caller_factory(api_client: TestClient, api_settings: OmiumSettings
-                   ) -> Callable[..., Caller]:
+def caller_factory(api_client: TestClient, api_settings: OmiumSettings) -> Callable[..., Caller]:
     """Builds callers, each in a fresh tenant unless one is given."""
 
     def build(tenant: str | None = None, subject: str = "alice") -> Caller:
-        return Caller(api_client, api_settings, tenant or f"t-{uuid.uuid4().hex[:12]}",
-                      subject)
+        return Caller(api_client, api_settings, tenant or f"t-{uuid.uuid4().hex[:12]}", subject)
 
     return build
 

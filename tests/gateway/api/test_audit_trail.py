@@ -37,8 +37,9 @@ def audit_events(settings: OmiumSettings, tenant: str, expected: int) -> list[di
     return found
 
 
-def test_commands_are_audited_with_their_target(caller: Caller,
-                                                api_settings: OmiumSettings) -> None:
+def test_commands_are_audited_with_their_target(
+    caller: Caller, api_settings: OmiumSettings
+) -> None:
     wid = caller.workflow()
     eid = caller.execution(wid)
     refused = caller.post(f"/executions/{eid}/halt", {"reason": "x"}, role="developer")

@@ -32,8 +32,9 @@ def race(senders: list[Callable[[], Reply]]) -> list[Reply]:
         return list(pool.map(go, senders))
 
 
-def poster(c: Caller, path: str, body: Any, role: str = "admin",
-           **headers: str) -> Callable[[], Reply]:
+def poster(
+    c: Caller, path: str, body: Any, role: str = "admin", **headers: str
+) -> Callable[[], Reply]:
     """A sender of one POST."""
     return lambda: c.post(path, body, role=role, **headers)
 
@@ -49,11 +50,13 @@ def test_racing_different_commands_on_one_run_exactly_one_wins(
     """
     eid = caller.running()
     before = event_count("executions", eid)
-    responses = race([
-        poster(caller, f"/executions/{eid}/cancel", {"reason": "race"}),
-        poster(caller, f"/executions/{eid}/halt", {"reason": "race"}),
-        poster(caller, f"/executions/{eid}/fail", {"error": "race"}),
-    ])
+    responses = race(
+        [
+            poster(caller, f"/executions/{eid}/cancel", {"reason": "race"}),
+            poster(caller, f"/executions/{eid}/halt", {"reason": "race"}),
+            poster(caller, f"/executions/{eid}/fail", {"error": "race"}),
+        ]
+    )
     statuses = Counter(response.status_code for response in responses)
     assert statuses == {200: 1, 409: 2}, [r.text for r in responses]
     for response in responses:
@@ -72,10 +75,14 @@ def test_racing_with_if_match_exactly_one_wins(
     """Four workers schedule different steps, each decided on the same version."""
     eid = caller.execution()
     version = caller.ok(caller.get(f"/executions/{eid}"))["version"]
-    responses = race([
-        poster(caller, f"/executions/{eid}/steps", {"step_id": f"s{i}"}, If_Match=f'"{version}"')
-        for i in range(4)
-    ])
+    responses = race(
+        [
+            poster(
+                caller, f"/executions/{eid}/steps", {"step_id": f"s{i}"}, If_Match=f'"{version}"'
+            )
+            for i in range(4)
+        ]
+    )
     statuses = Counter(response.status_code for response in responses)
     assert statuses == {200: 1, 409: 3}, [r.text for r in responses]
     for response in responses:
@@ -94,9 +101,9 @@ def test_racing_without_if_match_still_loses_no_update(
     Every accepted command is stored; every refused one got 409.
     """
     eid = caller.execution()
-    responses = race([
-        poster(caller, f"/executions/{eid}/steps", {"step_id": f"s{i}"}) for i in range(6)
-    ])
+    responses = race(
+        [poster(caller, f"/executions/{eid}/steps", {"step_id": f"s{i}"}) for i in range(6)]
+    )
     accepted = [r for r in responses if r.status_code == 200]
     assert accepted and all(r.status_code in (200, 409) for r in responses)
     assert event_count("executions", eid) == 1 + len(accepted)
@@ -105,7 +112,8 @@ def test_racing_without_if_match_still_loses_no_update(
 
 
 def test_same_idempotency_key_sent_concurrently_starts_one_run(
-    caller: Caller, event_count: Callable[[str, str], int],
+    caller: Caller,
+    event_count: Callable[[str, str], int],
     idempotency_count: Callable[[str], int],
 ) -> None:
     wid = caller.workflow()
@@ -123,10 +131,12 @@ def test_racing_votes_each_counted_once(
 ) -> None:
     """The same participant votes three times at once: one vote counts, two are refused."""
     rid = caller.round()
-    responses = race([
-        poster(caller, f"/consensus/rounds/{rid}/votes", {"participant": "a", "choice": c})
-        for c in ("x", "y", "z")
-    ])
+    responses = race(
+        [
+            poster(caller, f"/consensus/rounds/{rid}/votes", {"participant": "a", "choice": c})
+            for c in ("x", "y", "z")
+        ]
+    )
     assert Counter(r.status_code for r in responses) == {200: 1, 409: 2}
     assert event_count("consensus", rid) == 2
     votes = caller.ok(caller.get(f"/consensus/rounds/{rid}"))["votes"]

@@ -26,31 +26,44 @@ def test_a_run_from_start_to_end(caller: Caller) -> None:
     wid = caller.workflow(steps=("plan", "act"))
     eid = caller.execution(wid)
     run = f"/executions/{eid}"
-    caller.ok(caller.post(f"{run}/steps", {"step_id": "plan", "agent": "agents.plan"},
-                          role="developer"))
+    caller.ok(
+        caller.post(f"{run}/steps", {"step_id": "plan", "agent": "agents.plan"}, role="developer")
+    )
     caller.ok(caller.post(f"{run}/steps/plan/start", role="developer"))
     state = b'{"messages": ["hi"]}'
-    checkpoint = caller.ok(caller.post(f"{run}/checkpoints", {
-        "step_id": "plan", "position": "after", **blob_fields(state)}, role="developer"), 201)
-    caller.ok(caller.post(f"{run}/steps/plan/complete", {"output": {"plan": ["a"]}},
-                          role="developer"))
+    checkpoint = caller.ok(
+        caller.post(
+            f"{run}/checkpoints",
+            {"step_id": "plan", "position": "after", **blob_fields(state)},
+            role="developer",
+        ),
+        201,
+    )
+    caller.ok(
+        caller.post(f"{run}/steps/plan/complete", {"output": {"plan": ["a"]}}, role="developer")
+    )
     # A gated step waits for a human; the decision is recorded under the caller's name.
     caller.ok(caller.post(f"{run}/steps", {"step_id": "act"}, role="developer"))
-    caller.ok(caller.post(f"{run}/steps/act/approval", {
-        "deadline": future(), "default_action": "reject", "prompt": "ok?"}, role="developer"))
+    caller.ok(
+        caller.post(
+            f"{run}/steps/act/approval",
+            {"deadline": future(), "default_action": "reject", "prompt": "ok?"},
+            role="developer",
+        )
+    )
     assert caller.ok(caller.get(run))["state"] == "waiting_for_approval"
-    caller.ok(caller.post(f"{run}/steps/act/approval/grant", {"comment": "fine"},
-                          role="operator"))
+    caller.ok(caller.post(f"{run}/steps/act/approval/grant", {"comment": "fine"}, role="operator"))
     # A failed attempt, a retry, then success.
     caller.ok(caller.post(f"{run}/steps/act/start", role="developer"))
-    caller.ok(caller.post(f"{run}/steps/act/fail", {"error": "429 from the model"},
-                          role="developer"))
+    caller.ok(
+        caller.post(f"{run}/steps/act/fail", {"error": "429 from the model"}, role="developer")
+    )
     caller.ok(caller.post(f"{run}/steps", {"step_id": "act"}, role="developer"))
     caller.ok(caller.post(f"{run}/steps/act/start", role="developer"))
-    caller.ok(caller.post(f"{run}/steps/act/complete", {"output": {"sent": True}},
-                          role="developer"))
-    done = caller.ok(caller.post(f"{run}/complete", {"output": {"answer": 42}},
-                                 role="developer"))
+    caller.ok(
+        caller.post(f"{run}/steps/act/complete", {"output": {"sent": True}}, role="developer")
+    )
+    done = caller.ok(caller.post(f"{run}/complete", {"output": {"answer": 42}}, role="developer"))
 
     view = caller.get(run)
     body = caller.ok(view)
@@ -62,8 +75,7 @@ def test_a_run_from_start_to_end(caller: Caller) -> None:
     [approval] = body["approvals"]
     assert approval["status"] == "granted" and approval["decided_by"] == caller.subject
     [listed] = body["checkpoints"]
-    assert listed["inline_state"] is None and listed["checkpoint_id"] == checkpoint[
-        "checkpoint_id"]
+    assert listed["inline_state"] is None and listed["checkpoint_id"] == checkpoint["checkpoint_id"]
     read = caller.ok(caller.get(f"{run}/checkpoints/{checkpoint['checkpoint_id']}"))
     assert base64.b64decode(read["inline_state"]) == state
 
@@ -114,8 +126,9 @@ def test_if_match_and_expected_version(caller: Caller) -> None:
         response = caller.post(f"/executions/{eid}/steps", {"step_id": "x"}, If_Match=bad)
         assert response.status_code == 400, (bad, response.text)
         assert response.json()["reason"] == "if_match"
-    disagree = caller.post(f"/executions/{eid}/steps", {"step_id": "x", "expected_version": 3},
-                           If_Match='"4"')
+    disagree = caller.post(
+        f"/executions/{eid}/steps", {"step_id": "x", "expected_version": 3}, If_Match='"4"'
+    )
     assert disagree.status_code == 400
 
 
@@ -124,21 +137,37 @@ def test_start_needs_an_existing_workflow_version(caller: Caller) -> None:
     missing = caller.post("/executions", {"workflow_id": wid, "workflow_version": 2})
     assert missing.status_code == 422
     assert missing.json()["reason"] == "unknown_workflow_version"
-    unknown = caller.post("/executions", {"workflow_id": "00000000-0000-4000-8000-000000000000",
-                                          "workflow_version": 1})
+    unknown = caller.post(
+        "/executions",
+        {"workflow_id": "00000000-0000-4000-8000-000000000000", "workflow_version": 1},
+    )
     assert unknown.status_code == 404 and unknown.json()["aggregate_type"] == "Workflow"
 
 
 def test_workflow_names_and_versions(caller: Caller) -> None:
     wid = caller.workflow("triage")
-    again = caller.post("/workflows", {"name": "triage", "definition": {"steps": [
-        {"id": "a", "agent": "x"}]}})
+    again = caller.post(
+        "/workflows", {"name": "triage", "definition": {"steps": [{"id": "a", "agent": "x"}]}}
+    )
     assert again.status_code == 409 and slug(again.json()) == "already-exists"
-    cycle = caller.post(f"/workflows/{wid}/versions", {"definition": {"steps": [
-        {"id": "a", "agent": "x", "needs": ["b"]}, {"id": "b", "agent": "y", "needs": ["a"]}]}})
+    cycle = caller.post(
+        f"/workflows/{wid}/versions",
+        {
+            "definition": {
+                "steps": [
+                    {"id": "a", "agent": "x", "needs": ["b"]},
+                    {"id": "b", "agent": "y", "needs": ["a"]},
+                ]
+            }
+        },
+    )
     assert cycle.status_code == 422 and cycle.json()["reason"] == "cycle"
-    published = caller.ok(caller.post(f"/workflows/{wid}/versions", {"definition": {"steps": [
-        {"id": "only", "agent": "z"}]}}), 201)
+    published = caller.ok(
+        caller.post(
+            f"/workflows/{wid}/versions", {"definition": {"steps": [{"id": "only", "agent": "z"}]}}
+        ),
+        201,
+    )
     assert published["definition_version"] == 2
     first = caller.ok(caller.get(f"/workflows/{wid}", definition_version=1))
     assert [s["id"] for s in first["definition"]["steps"]] == ["plan", "act"]
@@ -150,15 +179,23 @@ def test_workflow_names_and_versions(caller: Caller) -> None:
 
 def test_policy_versions_and_compile_errors(caller: Caller) -> None:
     pid = caller.policy("budget")
-    broken = caller.post("/policies", {"name": "budget", "module": "package x\nallow {",
-                                       "mode": "deny"})
+    broken = caller.post(
+        "/policies", {"name": "budget", "module": "package x\nallow {", "mode": "deny"}
+    )
     assert broken.status_code == 422 and slug(broken.json()) == "invalid-policy"
     assert broken.json()["compiler_message"]
-    new_only = caller.post("/policies", {"name": "budget", "module": POLICY_MODULE,
-                                         "mode": "warn", "expected_version": 0})
+    new_only = caller.post(
+        "/policies",
+        {"name": "budget", "module": POLICY_MODULE, "mode": "warn", "expected_version": 0},
+    )
     assert new_only.status_code == 409
-    second = caller.ok(caller.post("/policies", {"name": "budget", "module": POLICY_MODULE,
-                                                 "mode": "warn", "expected_version": 1}), 201)
+    second = caller.ok(
+        caller.post(
+            "/policies",
+            {"name": "budget", "module": POLICY_MODULE, "mode": "warn", "expected_version": 1},
+        ),
+        201,
+    )
     assert second["policy_version"] == 2 and second["package"] == "omium.budget"
     first = caller.ok(caller.get(f"/policies/{pid}", policy_version=1))
     assert first["mode"] == "deny" and first["latest_version"] == 2
@@ -181,18 +218,24 @@ def test_consensus_refusals_and_outcomes(caller: Caller) -> None:
     assert late.status_code == 409 and late.json()["reason"] == "round_decided"
     view = caller.ok(caller.get(rounds))
     assert view["votes"] == {"a": "yes", "b": "yes"} and view["decision"] == "yes"
-    for body in ({"rule": "k_of_n"}, {"rule": "majority", "threshold": 0.5},
-                 {"rule": "weighted", "threshold": 0.5, "weights": {"a": 1}}):
-        bad = caller.post("/consensus/rounds", {"participants": ["a", "b"],
-                                                "deadline": future(), **body})
+    for body in (
+        {"rule": "k_of_n"},
+        {"rule": "majority", "threshold": 0.5},
+        {"rule": "weighted", "threshold": 0.5, "weights": {"a": 1}},
+    ):
+        bad = caller.post(
+            "/consensus/rounds", {"participants": ["a", "b"], "deadline": future(), **body}
+        )
         assert bad.status_code == 422 and slug(bad.json()) == "invalid-command", body
 
 
 def test_checkpoint_refusals(caller: Caller) -> None:
     eid = caller.running()
     fields = blob_fields(b"state")
-    wrong = caller.post(f"/executions/{eid}/checkpoints", {
-        "step_id": "plan", "position": "before", **fields, "checksum": "0" * 64})
+    wrong = caller.post(
+        f"/executions/{eid}/checkpoints",
+        {"step_id": "plan", "position": "before", **fields, "checksum": "0" * 64},
+    )
     assert wrong.status_code == 422 and wrong.json()["reason"] == "checksum_mismatch"
     assert caller.get(f"/executions/{eid}/checkpoints/nope").status_code == 404
     unknown = caller.post(f"/executions/{eid}/rollback", {"checkpoint_id": "nope"})

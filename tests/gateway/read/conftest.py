@@ -18,10 +18,10 @@ from fastapi import FastAPI
 
 from omium.kernel.kafka import ConsumedEvent
 from omium.kernel.settings import OmiumSettings
-from projections import ReadStores
-from projections.opensearch import READ_MODELS, OpenSearchProjection
-from projections.postgres import PostgresProjection, schema_for
-from projections.redis import RedisProjection
+from omium.projections import ReadStores
+from omium.projections.opensearch import READ_MODELS, OpenSearchProjection
+from omium.projections.postgres import PostgresProjection, schema_for
+from omium.projections.redis import RedisProjection
 
 
 class ReadModel:
@@ -34,8 +34,11 @@ class ReadModel:
     def project(self, events: Iterable[dict[str, Any]]) -> None:
         """Apply events as the live projection would, and flush them."""
         for offset, event in enumerate(events):
-            self.projection.apply(ConsumedEvent(topic="direct", partition=0, offset=offset,
-                                                key=None, event=event, raw=b""))
+            self.projection.apply(
+                ConsumedEvent(
+                    topic="direct", partition=0, offset=offset, key=None, event=event, raw=b""
+                )
+            )
         self.projection.flush({}, expected={})
 
 
@@ -81,9 +84,10 @@ async def read_client_factory(
 @pytest.fixture
 def live_model(read_model: ReadModel, live_redis: OmiumSettings) -> Iterator[LiveModel]:
     """The Redis read model of ``read_model``'s prefix; its keys are deleted afterwards."""
-    projection = RedisProjection.open(read_model.settings.redis.url,
-                                      topic_prefix=read_model.settings.kafka.topic_prefix)
-    yield LiveModel(projection)
+    projection = RedisProjection.open(
+        read_model.settings.redis.url, topic_prefix=read_model.settings.kafka.topic_prefix
+    )
+    yield LiveModel(projection, read_model.settings.redis.url)
     client = redis.Redis.from_url(read_model.settings.redis.url)
     for key in client.scan_iter(match=f"{projection.keys.prefix}:*", count=1000):
         client.delete(key)
@@ -94,14 +98,18 @@ def live_model(read_model: ReadModel, live_redis: OmiumSettings) -> Iterator[Liv
 class LiveModel:
     """A Redis read model of one test."""
 
-    def __init__(self, projection: RedisProjection) -> None:
+    def __init__(self, projection: RedisProjection, redis_url: str) -> None:
         self.projection = projection
+        self.redis_url = redis_url
 
     def project(self, events: Iterable[dict[str, Any]]) -> None:
         """Apply events as the live projection would, and flush them."""
         for offset, event in enumerate(events):
-            self.projection.apply(ConsumedEvent(topic="direct", partition=0, offset=offset,
-                                                key=None, event=event, raw=b""))
+            self.projection.apply(
+                ConsumedEvent(
+                    topic="direct", partition=0, offset=offset, key=None, event=event, raw=b""
+                )
+            )
         self.projection.flush({}, expected={})
 
 
@@ -114,8 +122,11 @@ class SearchModel:
     def project(self, events: Iterable[dict[str, Any]]) -> None:
         """Apply events as the live projection would, flush, and make them searchable."""
         for offset, event in enumerate(events):
-            self.projection.apply(ConsumedEvent(topic="direct", partition=0, offset=offset,
-                                                key=None, event=event, raw=b""))
+            self.projection.apply(
+                ConsumedEvent(
+                    topic="direct", partition=0, offset=offset, key=None, event=event, raw=b""
+                )
+            )
         result = self.projection.flush({}, expected={})
         assert not result.rejected, result.rejected
         for target in self.projection.targets.values():
@@ -126,8 +137,7 @@ class SearchModel:
 def search_model(read_model: ReadModel) -> Iterator[SearchModel]:
     """The OpenSearch read model of ``read_model``'s prefix; its indices are deleted after."""
     prefix = read_model.settings.kafka.topic_prefix
-    projection = OpenSearchProjection.open(read_model.settings.opensearch.url,
-                                           topic_prefix=prefix)
+    projection = OpenSearchProjection.open(read_model.settings.opensearch.url, topic_prefix=prefix)
     yield SearchModel(projection)
     projection.client.delete_index(f"{prefix}-*")
     for model in READ_MODELS:

@@ -20,8 +20,9 @@ Auth = Callable[..., dict[str, str]]
 ClientFactory = Callable[[], httpx.AsyncClient]
 
 
-async def get(client: httpx.AsyncClient, auth: dict[str, str], path: str,
-              **params: Any) -> httpx.Response:
+async def get(
+    client: httpx.AsyncClient, auth: dict[str, str], path: str, **params: Any
+) -> httpx.Response:
     return await client.get(f"/api/v1{path}", headers=auth, params=params)
 
 
@@ -29,18 +30,28 @@ def seed_runs(read_model: ReadModel, tenant: str, other: str) -> dict[str, Any]:
     wf_a, wf_b = uuid.uuid4(), uuid.uuid4()
     runs = {
         "ok": run_of(tenant, workflow_id=wf_a, start=T0),
-        "failed": run_of(tenant, workflow_id=wf_a, start=T0 + timedelta(hours=1),
-                         steps=[("s1", "agents.x:run", False)], end="ExecutionFailed"),
+        "failed": run_of(
+            tenant,
+            workflow_id=wf_a,
+            start=T0 + timedelta(hours=1),
+            steps=[("s1", "agents.x:run", False)],
+            end="ExecutionFailed",
+        ),
         "running": run_of(tenant, workflow_id=wf_b, start=T0 + timedelta(hours=2), end=None),
         "theirs": run_of(other, workflow_id=wf_a, start=T0),
     }
     read_model.project(e for chain in runs.values() for e in chain.events)
-    return {"wf_a": str(wf_a), "wf_b": str(wf_b),
-            **{name: chain.aggregate_id for name, chain in runs.items()}}
+    return {
+        "wf_a": str(wf_a),
+        "wf_b": str(wf_b),
+        **{name: chain.aggregate_id for name, chain in runs.items()},
+    }
 
 
 async def test_executions_are_filtered_and_tenant_scoped(
-    read_model: ReadModel, read_client_factory: ClientFactory, auth_factory: Auth,
+    read_model: ReadModel,
+    read_client_factory: ClientFactory,
+    auth_factory: Auth,
     tenant_factory: Callable[[], str],
 ) -> None:
     tenant, other = tenant_factory(), tenant_factory()
@@ -56,8 +67,10 @@ async def test_executions_are_filtered_and_tenant_scoped(
     assert await ids_of(status="failed") == [ids["failed"]]
     assert await ids_of(workflow_id=ids["wf_b"]) == [ids["running"]]
     assert await ids_of(agent="agents.x:run") == [ids["failed"]]
-    window = {"started_after": (T0 + timedelta(minutes=30)).isoformat(),
-              "started_before": (T0 + timedelta(minutes=90)).isoformat()}
+    window = {
+        "started_after": (T0 + timedelta(minutes=30)).isoformat(),
+        "started_before": (T0 + timedelta(minutes=90)).isoformat(),
+    }
     assert await ids_of(**window) == [ids["failed"]]
     # The other tenant sees only its own run, and never this tenant's.
     theirs = await get(client, auth_factory(tenant=other), "/executions")
@@ -67,7 +80,9 @@ async def test_executions_are_filtered_and_tenant_scoped(
 
 
 async def test_pages_walk_every_run_once(
-    read_model: ReadModel, read_client_factory: ClientFactory, auth_factory: Auth,
+    read_model: ReadModel,
+    read_client_factory: ClientFactory,
+    auth_factory: Auth,
     tenant_factory: Callable[[], str],
 ) -> None:
     tenant = tenant_factory()
@@ -91,14 +106,21 @@ async def test_pages_walk_every_run_once(
 
 
 async def test_timeline_holds_the_run_and_everything_about_it(
-    read_model: ReadModel, read_client_factory: ClientFactory, auth_factory: Auth,
+    read_model: ReadModel,
+    read_client_factory: ClientFactory,
+    auth_factory: Auth,
     tenant_factory: Callable[[], str],
 ) -> None:
     tenant = tenant_factory()
     run = run_of(tenant, steps=[("s1", "agents.x:run", False)], end=None)
     execution = uuid.UUID(run.aggregate_id)
-    failure = single("FailureDetected", tenant, at=T0 + timedelta(seconds=5),
-                     failure_id=uuid.uuid4(), execution_id=execution)
+    failure = single(
+        "FailureDetected",
+        tenant,
+        at=T0 + timedelta(seconds=5),
+        failure_id=uuid.uuid4(),
+        execution_id=execution,
+    )
     run.add("ExecutionFailed", at=T0 + timedelta(seconds=9))
     read_model.project([*run.events, failure])
     client = read_client_factory()
@@ -109,29 +131,50 @@ async def test_timeline_holds_the_run_and_everything_about_it(
     assert body["execution"]["status"] == "failed"
     assert [s["status"] for s in body["steps"]] == ["failed"]
     assert [e["event_type"] for e in body["events"]] == [
-        "ExecutionStarted", "StepScheduled", "StepStarted", "StepFailed", "FailureDetected",
-        "ExecutionFailed"]
-    paged = await get(client, auth_factory(tenant=tenant), f"/executions/{execution}/timeline",
-                      limit=4)
-    rest = await get(client, auth_factory(tenant=tenant), f"/executions/{execution}/timeline",
-                     cursor=paged.json()["next_cursor"])
+        "ExecutionStarted",
+        "StepScheduled",
+        "StepStarted",
+        "StepFailed",
+        "FailureDetected",
+        "ExecutionFailed",
+    ]
+    paged = await get(
+        client, auth_factory(tenant=tenant), f"/executions/{execution}/timeline", limit=4
+    )
+    rest = await get(
+        client,
+        auth_factory(tenant=tenant),
+        f"/executions/{execution}/timeline",
+        cursor=paged.json()["next_cursor"],
+    )
     assert len(paged.json()["events"]) + len(rest.json()["events"]) == 6
     for who in (auth_factory(tenant=tenant_factory()), auth_factory(tenant=tenant)):
         missing = await get(client, who, f"/executions/{uuid.uuid4()}/timeline")
         assert missing.status_code == 404
-    other = await get(client, auth_factory(tenant=tenant_factory()),
-                      f"/executions/{execution}/timeline")
+    other = await get(
+        client, auth_factory(tenant=tenant_factory()), f"/executions/{execution}/timeline"
+    )
     assert other.status_code == 404
 
 
 async def test_audit_filters_and_pages(
-    read_model: ReadModel, read_client_factory: ClientFactory, auth_factory: Auth,
+    read_model: ReadModel,
+    read_client_factory: ClientFactory,
+    auth_factory: Auth,
     tenant_factory: Callable[[], str],
 ) -> None:
     tenant = tenant_factory()
-    entries = [single("CommandRecorded", tenant, at=T0 + timedelta(seconds=i),
-                      actor="bob" if i % 2 else "alice", result="refused" if i == 3 else
-                      "accepted", command="executions.start") for i in range(6)]
+    entries = [
+        single(
+            "CommandRecorded",
+            tenant,
+            at=T0 + timedelta(seconds=i),
+            actor="bob" if i % 2 else "alice",
+            result="refused" if i == 3 else "accepted",
+            command="executions.start",
+        )
+        for i in range(6)
+    ]
     entries.append(single("CommandRecorded", tenant_factory(), actor="bob"))
     read_model.project(entries)
     client, auth = read_client_factory(), auth_factory(tenant=tenant)
@@ -145,13 +188,21 @@ async def test_audit_filters_and_pages(
 
 
 async def test_analytics_count_runs_and_step_latency(
-    read_model: ReadModel, read_client_factory: ClientFactory, auth_factory: Auth,
+    read_model: ReadModel,
+    read_client_factory: ClientFactory,
+    auth_factory: Auth,
     tenant_factory: Callable[[], str],
 ) -> None:
     tenant = tenant_factory()
     chains = [run_of(tenant, start=T0 + timedelta(minutes=i)) for i in range(3)]
-    chains.append(run_of(tenant, start=T0 + timedelta(minutes=5),
-                         steps=[("s1", "agents.x:run", False)], end="ExecutionFailed"))
+    chains.append(
+        run_of(
+            tenant,
+            start=T0 + timedelta(minutes=5),
+            steps=[("s1", "agents.x:run", False)],
+            end="ExecutionFailed",
+        )
+    )
     read_model.project(e for chain in chains for e in chain.events)
     client, auth = read_client_factory(), auth_factory(tenant=tenant)
     window = {"start": T0.isoformat(), "end": (T0 + timedelta(hours=1)).isoformat()}
@@ -161,30 +212,51 @@ async def test_analytics_count_runs_and_step_latency(
     bucket = runs["buckets"][0]
     assert (bucket["runs"], bucket["completed"], bucket["failed"]) == (4, 3, 1)
     assert bucket["failure_rate"] == pytest.approx(0.25)
-    steps = (await get(client, auth, "/analytics/steps", bucket="hour", group_by="agent",
-                       **window)).json()["buckets"]
+    steps = (
+        await get(client, auth, "/analytics/steps", bucket="hour", group_by="agent", **window)
+    ).json()["buckets"]
     by_agent = {row["key"]: row for row in steps}
     assert by_agent["agents.r:run"]["steps"] == 3
     assert by_agent["agents.r:run"]["p95_ms"] == pytest.approx(1000)
     assert by_agent["agents.r:run"]["tokens_in"] == 300
     assert by_agent["agents.x:run"]["failed"] == 1
-    too_many = await get(client, auth, "/analytics/runs", bucket="minute",
-                         start=T0.isoformat(), end=(T0 + timedelta(days=30)).isoformat())
+    too_many = await get(
+        client,
+        auth,
+        "/analytics/runs",
+        bucket="minute",
+        start=T0.isoformat(),
+        end=(T0 + timedelta(days=30)).isoformat(),
+    )
     assert too_many.status_code == 400
 
 
 async def test_checkpoint_state_is_served_only_when_its_checksum_holds(
-    read_model: ReadModel, read_client_factory: ClientFactory, auth_factory: Auth,
+    read_model: ReadModel,
+    read_client_factory: ClientFactory,
+    auth_factory: Auth,
     tenant_factory: Callable[[], str],
 ) -> None:
     tenant = tenant_factory()
     state = b'{"draft": "v1"}'
     run = Chain(tenant)
     run.add("ExecutionStarted")
-    run.add("CheckpointCreated", checkpoint_id="cp-1", storage="inline", inline_state=state,
-            checksum_sha256=hashlib.sha256(state).hexdigest(), size_bytes=len(state))
-    run.add("CheckpointCreated", checkpoint_id="cp-bad", storage="inline", inline_state=b"x",
-            checksum_sha256=hashlib.sha256(b"y").hexdigest(), size_bytes=1)
+    run.add(
+        "CheckpointCreated",
+        checkpoint_id="cp-1",
+        storage="inline",
+        inline_state=state,
+        checksum_sha256=hashlib.sha256(state).hexdigest(),
+        size_bytes=len(state),
+    )
+    run.add(
+        "CheckpointCreated",
+        checkpoint_id="cp-bad",
+        storage="inline",
+        inline_state=b"x",
+        checksum_sha256=hashlib.sha256(b"y").hexdigest(),
+        size_bytes=1,
+    )
     read_model.project(run.events)
     client, auth = read_client_factory(), auth_factory(tenant=tenant)
     base = f"/executions/{run.aggregate_id}/checkpoints"
@@ -196,8 +268,9 @@ async def test_checkpoint_state_is_served_only_when_its_checksum_holds(
     corrupt = await get(client, auth, f"{base}/cp-bad/state")
     assert corrupt.status_code == 409
     assert corrupt.json()["type"].endswith("checkpoint-corrupt")
-    assert (await get(client, auth_factory(tenant=tenant_factory()),
-                      f"{base}/cp-1/state")).status_code == 404
+    assert (
+        await get(client, auth_factory(tenant=tenant_factory()), f"{base}/cp-1/state")
+    ).status_code == 404
 
 
 async def test_read_routes_need_credentials(read_client_factory: ClientFactory) -> None:

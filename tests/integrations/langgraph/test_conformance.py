@@ -28,8 +28,9 @@ async def test_async_saver_passes_the_conformance_suite(live_gateway: LiveGatewa
     @checkpointer_test(name="AsyncOmiumSaver")
     async def omium_saver() -> AsyncIterator[AsyncOmiumSaver]:
         tenant = f"t-{uuid.uuid4().hex[:12]}"
-        async with AsyncClient(live_gateway.url,
-                               token=live_gateway.token("developer", tenant=tenant)) as client:
+        async with AsyncClient(
+            live_gateway.url, token=live_gateway.token("developer", tenant=tenant)
+        ) as client:
             saver = AsyncOmiumSaver(client)
             yield saver
             await saver.aclose()

@@ -16,8 +16,16 @@ def test_exports_are_pinned() -> None:
 
 
 def test_both_savers_implement_every_saver_method() -> None:
-    methods = {"get_tuple", "list", "put", "put_writes", "delete_thread", "delete_for_runs",
-               "copy_thread", "prune"}
+    methods = {
+        "get_tuple",
+        "list",
+        "put",
+        "put_writes",
+        "delete_thread",
+        "delete_for_runs",
+        "copy_thread",
+        "prune",
+    }
     for saver in (langgraph.OmiumSaver, langgraph.AsyncOmiumSaver):
         defined = set(vars(saver))
         assert methods <= defined and {f"a{m}" for m in methods} <= defined, saver

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, interrupt
+from langgraph.types import Command, StateSnapshot, interrupt
 
 from omium.integrations.langgraph import AsyncOmiumSaver, OmiumSaver
 from omium.sdk.client import AsyncClient, Client, ConflictError
@@ -41,7 +41,7 @@ def review(state: Report) -> dict[str, Any]:
     return {"approved": answer == "yes", "notes": [f"reviewed: {answer}"]}
 
 
-def build() -> StateGraph:
+def build() -> StateGraph[Report]:
     writer = StateGraph(Report)
     writer.add_node("draft", draft)
     writer.add_node("review", review)
@@ -67,7 +67,8 @@ def omium_view(client: Client, thread_id: str) -> tuple[str, set[str]]:
 
 @pytest.mark.anyio
 async def test_a_subgraph_interrupt_is_resumed_through_omium(
-    async_client_factory: Callable[..., AsyncClient], client_factory: Callable[..., Client],
+    async_client_factory: Callable[..., AsyncClient],
+    client_factory: Callable[..., Client],
 ) -> None:
     config: Any = {"configurable": {"thread_id": f"report-{uuid.uuid4().hex[:8]}"}}
     async with async_client_factory("developer") as omium:
@@ -75,7 +76,9 @@ async def test_a_subgraph_interrupt_is_resumed_through_omium(
         first = await graph.ainvoke({"topic": "tides", "notes": [], "approved": False}, config)
         assert first["__interrupt__"][0].value["question"] == "publish?"
         paused = await graph.aget_state(config, subgraphs=True)
-        assert paused.next == ("writer",) and paused.tasks[0].state.next == ("review",)
+        inner = paused.tasks[0].state  # the subgraph's own snapshot (subgraphs=True)
+        assert isinstance(inner, StateSnapshot)
+        assert paused.next == ("writer",) and inner.next == ("review",)
 
     # Another process: a new client and saver resume the thread from what Omium stored.
     async with async_client_factory("developer") as omium:
@@ -89,8 +92,11 @@ async def test_a_subgraph_interrupt_is_resumed_through_omium(
     run = viewer.get_execution(execution_id)
     assert "" in namespaces and any(ns.startswith("writer:") for ns in namespaces)
     # Every put of both graphs is a checkpoint of the one execution, in order.
-    listed = viewer.request("GET", "/api/v1/langgraph/checkpoints",
-                            params={"thread_id": config["configurable"]["thread_id"]})
+    listed = viewer.request(
+        "GET",
+        "/api/v1/langgraph/checkpoints",
+        params={"thread_id": config["configurable"]["thread_id"]},
+    )
     assert len(run.checkpoints) == len(listed["items"]) >= 6
     assert {step.step_id for step in run.steps} == {"graph", *namespaces} - {""}
     assert run.state == "running" and all(c.position == "after" for c in run.checkpoints)

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 def test_a_large_checkpoint_is_stored_in_object_storage(
     client_factory: Callable[..., Client],
 ) -> None:
-    saver = OmiumSaver(client_factory("developer"))
+    client = client_factory("developer")
+    saver = OmiumSaver(client)
     thread = f"large-{uuid.uuid4().hex[:8]}"
     checkpoint: Any = empty_checkpoint()
     checkpoint["channel_values"] = {"document": "x" * 200_000, "n": 1}
@@ -29,9 +30,8 @@ def test_a_large_checkpoint_is_stored_in_object_storage(
 
     found = saver.get_tuple(stored)
     assert found is not None and found.checkpoint["channel_values"]["document"] == "x" * 200_000
-    page = saver.client.request("GET", "/api/v1/langgraph/checkpoints",
-                                params={"thread_id": thread})
-    execution = saver.client.get_execution(page["items"][0]["execution_id"])
+    page = client.request("GET", "/api/v1/langgraph/checkpoints", params={"thread_id": thread})
+    execution = client.get_execution(page["items"][0]["execution_id"])
     (recorded,) = execution.checkpoints
     assert recorded.storage == "object" and recorded.object_key is not None
     assert recorded.object_key.endswith(recorded.checksum) and recorded.size > 64 * 1024

@@ -19,9 +19,13 @@ CHECKPOINTS = "/api/v1/langgraph/checkpoints"
 
 
 def put_body(thread: str, cid: str = "1", **extra: Any) -> dict[str, Any]:
-    return {"thread_id": thread, "checkpoint_id": cid, "metadata": {"step": 0},
-            "checkpoint": {"type": "bytes", "data": base64.b64encode(b"state").decode()},
-            **extra}
+    return {
+        "thread_id": thread,
+        "checkpoint_id": cid,
+        "metadata": {"step": 0},
+        "checkpoint": {"type": "bytes", "data": base64.b64encode(b"state").decode()},
+        **extra,
+    }
 
 
 def test_bad_input_is_refused_with_4xx(client_factory: Callable[..., Client]) -> None:
@@ -35,12 +39,9 @@ def test_bad_input_is_refused_with_4xx(client_factory: Callable[..., Client]) ->
         ("GET", CHECKPOINTS, None, {"limit": 0}),
         ("POST", CHECKPOINTS, put_body("t", metadata={"a": "\x00"}), None),
         ("POST", CHECKPOINTS, put_body("t", tenant_id="other"), None),
-        ("POST", CHECKPOINTS, {**put_body("t"), "checkpoint": {"type": "x", "data": "!!"}},
-         None),
-        ("POST", CHECKPOINTS, {**put_body("t"), "checkpoint": {"type": "x", "data": "abc"}},
-         None),
-        ("POST", "/api/v1/langgraph/threads/prune", {"thread_ids": ["t"], "strategy": "all"},
-         None),
+        ("POST", CHECKPOINTS, {**put_body("t"), "checkpoint": {"type": "x", "data": "!!"}}, None),
+        ("POST", CHECKPOINTS, {**put_body("t"), "checkpoint": {"type": "x", "data": "abc"}}, None),
+        ("POST", "/api/v1/langgraph/threads/prune", {"thread_ids": ["t"], "strategy": "all"}, None),
     ]
     for method, path, body, params in refusals:
         with pytest.raises(InvalidRequestError) as refused:
@@ -51,16 +52,19 @@ def test_bad_input_is_refused_with_4xx(client_factory: Callable[..., Client]) ->
 def test_unpaired_surrogates_are_refused(live_gateway: LiveGateway) -> None:
     token = live_gateway.token("developer", tenant="surrogates")
     for raw in (b'"thread_id": "\\ud800"', b'"thread_id": "t", "metadata": {"k": "\\udfff"}'):
-        body = (b'{"checkpoint_id": "1", "checkpoint": {"type": "x", "data": ""}, '
-                + raw + b"}")
-        response = httpx.post(live_gateway.url + CHECKPOINTS, content=body, timeout=10,
-                              headers={"Authorization": f"Bearer {token}",
-                                       "Content-Type": "application/json"})
+        body = b'{"checkpoint_id": "1", "checkpoint": {"type": "x", "data": ""}, ' + raw + b"}"
+        response = httpx.post(
+            live_gateway.url + CHECKPOINTS,
+            content=body,
+            timeout=10,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
         assert response.status_code == 422, response.text
 
 
-def test_roles_and_tenants(client_factory: Callable[..., Client],
-                           live_gateway: LiveGateway) -> None:
+def test_roles_and_tenants(
+    client_factory: Callable[..., Client], live_gateway: LiveGateway
+) -> None:
     thread = f"t-{uuid.uuid4().hex[:8]}"
     with pytest.raises(ForbiddenError):
         client_factory("viewer").request("POST", CHECKPOINTS, json=put_body(thread))

@@ -11,7 +11,7 @@ import pytest
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
-from gateway.api._langgraph_store import (
+from omium.commands.langgraph import (
     InMemoryThreadStore,
     PostgresThreadStore,
     Query,
@@ -27,14 +27,21 @@ T = "tenant-a"
 
 
 def cp(thread: str, cid: str, ns: str = "", **metadata: object) -> StoredCheckpoint:
-    return StoredCheckpoint(thread_id=thread, checkpoint_ns=ns, checkpoint_id=cid,
-                            parent_checkpoint_id=None, type="msgpack", data=cid.encode(),
-                            metadata={"source": "loop", **metadata})
+    return StoredCheckpoint(
+        thread_id=thread,
+        checkpoint_ns=ns,
+        checkpoint_id=cid,
+        parent_checkpoint_id=None,
+        type="msgpack",
+        data=cid.encode(),
+        metadata={"source": "loop", **metadata},
+    )
 
 
 def write(task: str, idx: int, path: str = "", data: bytes = b"v") -> StoredWrite:
-    return StoredWrite(task_id=task, idx=idx, channel=f"ch{idx}", type="msgpack", data=data,
-                       task_path=path)
+    return StoredWrite(
+        task_id=task, idx=idx, channel=f"ch{idx}", type="msgpack", data=data, task_path=path
+    )
 
 
 class ThreadStoreContract:
@@ -51,8 +58,10 @@ class ThreadStoreContract:
         assert store.bind(T, "th", 0, second) == first  # the loser gets the winner's execution
         store.add_step(T, "th", 0, "graph")
         store.add_step(T, "th", 0, "graph")
-        assert store.binding(T, "th") == replace(store.binding(T, "th"),  # type: ignore[type-var]
-                                                 steps=frozenset({"graph"}))
+        assert store.binding(T, "th") == replace(
+            store.binding(T, "th"),  # type: ignore[type-var]
+            steps=frozenset({"graph"}),
+        )
         store.put_checkpoint(T, cp("th", "1"))
         count, old = store.delete_thread(T, "th")
         assert count == 1 and old is not None and old.execution_id == first
@@ -66,7 +75,10 @@ class ThreadStoreContract:
         for cid, ns, step in (("01", "", 0), ("02", "", 1), ("03", "sub:1", 0), ("04", "", 2)):
             store.put_checkpoint(T, cp("th", cid, ns, step=step))
         store.put_checkpoint("tenant-b", cp("th", "05"))
-        ids = lambda q: [c.checkpoint_id for c in store.find(T, q)]  # noqa: E731
+
+        def ids(query: Query) -> list[str]:
+            return [c.checkpoint_id for c in store.find(T, query)]
+
         assert ids(Query(thread_id="th")) == ["04", "03", "02", "01"]
         assert ids(Query(thread_id="th", checkpoint_ns="")) == ["04", "02", "01"]
         assert ids(Query(thread_id="th", checkpoint_id="02")) == ["02"]
@@ -86,14 +98,22 @@ class ThreadStoreContract:
         store.put_writes(T, key, [write("a", -1, data=b"err2")], replace=True)
         (found,) = store.find(T, Query(thread_id="th"))
         assert [(w.task_id, w.idx, w.data) for w in found.writes] == [
-            ("a", -1, b"err2"), ("b", 0, b"v"), ("a", 1, b"v")]
+            ("a", -1, b"err2"),
+            ("b", 0, b"v"),
+            ("a", 1, b"v"),
+        ]
         store.put_checkpoint(T, replace(cp("th", "01"), data=b"again"))
         (again,) = store.find(T, Query(thread_id="th"))
         assert again.data == b"again" and len(again.writes) == 3
 
     def test_runs_and_pruning(self, store: ThreadStore) -> None:
-        for cid, ns, run in (("01", "", "r1"), ("02", "", "r2"), ("03", "s:1", "r1"),
-                             ("04", "s:1", "r2"), ("05", "", "r2")):
+        for cid, ns, run in (
+            ("01", "", "r1"),
+            ("02", "", "r2"),
+            ("03", "s:1", "r1"),
+            ("04", "s:1", "r2"),
+            ("05", "", "r2"),
+        ):
             store.put_checkpoint(T, cp("th", cid, ns, run_id=run))
             store.put_writes(T, ("th", ns, cid), [write("t", 0)], replace=False)
         store.put_checkpoint(T, cp("other", "09"))
@@ -118,8 +138,9 @@ class TestPostgresThreadStore(ThreadStoreContract):
         pg, schema = stack.postgres, f"test_lgstore_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(pg.dsn(), autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        datastore = PostgresDatastore(pg.database, pg.host, pg.port, pg.user,
-                                      pg.password.get_secret_value(), schema=schema)
+        datastore = PostgresDatastore(
+            pg.database, pg.host, pg.port, pg.user, pg.password.get_secret_value(), schema=schema
+        )
         yield PostgresThreadStore(datastore)
         datastore.close()
         with psycopg.connect(pg.dsn(), autocommit=True) as conn:

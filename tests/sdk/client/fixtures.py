@@ -13,13 +13,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
 import uvicorn
 from psycopg import sql
 
-from gateway import create_app, mint_token
+from omium.gateway import create_app, mint_token
 from omium.kernel.kafka import ensure_topics
 from omium.kernel.settings import OmiumSettings, load_settings
 from omium.sdk.client import AsyncClient, Client
@@ -41,8 +42,9 @@ class LiveGateway:
 
     def token(self, *roles: str, tenant: str, subject: str = "alice") -> str:
         """A JWT for ``tenant`` with ``roles`` (developer by default)."""
-        return mint_token(self.settings, subject=subject, tenant_id=tenant,
-                          roles=list(roles) or ["developer"])
+        return mint_token(
+            self.settings, subject=subject, tenant_id=tenant, roles=list(roles) or ["developer"]
+        )
 
 
 def _free_port() -> int:
@@ -53,8 +55,9 @@ def _free_port() -> int:
 
 def _session_settings() -> OmiumSettings:
     base = load_settings(environment="test")
-    kafka = base.kafka.model_copy(update={"topic_prefix": f"sdk-{uuid.uuid4().hex[:10]}",
-                                          "partitions": 1})
+    kafka = base.kafka.model_copy(
+        update={"topic_prefix": f"sdk-{uuid.uuid4().hex[:10]}", "partitions": 1}
+    )
     ensure_topics(kafka)
     # Premium tier: the suites send hundreds of requests a second from one process.
     limits = base.gateway.rate_limit.model_copy(update={"default_tier": "premium"})
@@ -69,8 +72,9 @@ def live_gateway(stack: OmiumSettings) -> Iterator[LiveGateway]:
     schema = f"test_sdk_{uuid.uuid4().hex[:10]}"
     port = _free_port()
     app = create_app(settings, event_store_schema=schema)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, name="sdk-test-gateway", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -98,9 +102,8 @@ def client_factory(live_gateway: LiveGateway, tenant: str) -> Iterator[Callable[
     """Builds sync clients of the live gateway in this test's tenant (closed afterwards)."""
     clients: list[Client] = []
 
-    def build(*roles: str, **kwargs: object) -> Client:
-        client = Client(live_gateway.url, token=live_gateway.token(*roles, tenant=tenant),
-                        **kwargs)  # type: ignore[arg-type]
+    def build(*roles: str, **kwargs: Any) -> Client:
+        client = Client(live_gateway.url, token=live_gateway.token(*roles, tenant=tenant), **kwargs)
         clients.append(client)
         return client
 
@@ -110,12 +113,12 @@ def client_factory(live_gateway: LiveGateway, tenant: str) -> Iterator[Callable[
 
 
 @pytest.fixture
-def async_client_factory(live_gateway: LiveGateway, tenant: str
-                         ) -> Callable[..., AsyncClient]:
+def async_client_factory(live_gateway: LiveGateway, tenant: str) -> Callable[..., AsyncClient]:
     """Builds async clients of the live gateway in this test's tenant (use ``async with``)."""
 
-    def build(*roles: str, **kwargs: object) -> AsyncClient:
-        return AsyncClient(live_gateway.url, token=live_gateway.token(*roles, tenant=tenant),
-                           **kwargs)  # type: ignore[arg-type]
+    def build(*roles: str, **kwargs: Any) -> AsyncClient:
+        return AsyncClient(
+            live_gateway.url, token=live_gateway.token(*roles, tenant=tenant), **kwargs
+        )
 
     return build

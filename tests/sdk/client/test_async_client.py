@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from omium.kernel.kafka import ConsumedEvent
+from omium.projections.redis import RedisProjection
 from omium.sdk.client import AsyncClient, ConflictError, NotFoundError, RunEvent
-from projections.redis import RedisProjection
 from tests.projections.helpers import run_of
 from tests.sdk.client.fixtures import LiveGateway
 
@@ -30,8 +30,11 @@ class LiveRunStream:
     def project(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             self.offset += 1
-            self.projection.apply(ConsumedEvent(topic="direct", partition=0, offset=self.offset,
-                                                key=None, event=event, raw=b""))
+            self.projection.apply(
+                ConsumedEvent(
+                    topic="direct", partition=0, offset=self.offset, key=None, event=event, raw=b""
+                )
+            )
         self.projection.flush({}, expected={})
 
 
@@ -39,8 +42,7 @@ class LiveRunStream:
 def live_stream(live_gateway: LiveGateway) -> Iterator[LiveRunStream]:
     """The Redis read model the live gateway subscribes to; its keys are deleted after."""
     settings = live_gateway.settings
-    projection = RedisProjection.open(settings.redis.url,
-                                      topic_prefix=settings.kafka.topic_prefix)
+    projection = RedisProjection.open(settings.redis.url, topic_prefix=settings.kafka.topic_prefix)
     yield LiveRunStream(projection)
     client = redis.Redis.from_url(settings.redis.url)
     for key in client.scan_iter(match=f"{projection.keys.prefix}:*", count=1000):
@@ -55,8 +57,9 @@ async def test_commands_and_queries(async_client_factory: Callable[..., AsyncCli
         run = await omium.start_run(workflow.workflow_id, input={"q": 1})
         await omium.schedule_step(run.execution_id, "plan")
         await omium.start_step(run.execution_id, "plan")
-        await omium.create_checkpoint(run.execution_id, "plan", position="before",
-                                      state=b"state", checkpoint_id="cp-1")
+        await omium.create_checkpoint(
+            run.execution_id, "plan", position="before", state=b"state", checkpoint_id="cp-1"
+        )
         await omium.fail_step(run.execution_id, "plan", error="model timed out")
         await omium.schedule_step(run.execution_id, "plan")
         await omium.start_step(run.execution_id, "plan")
@@ -75,7 +78,9 @@ async def test_commands_and_queries(async_client_factory: Callable[..., AsyncCli
 
 
 async def test_stream_events_follows_a_run_to_its_end_and_resumes(
-    async_client_factory: Callable[..., AsyncClient], live_stream: LiveRunStream, tenant: str,
+    async_client_factory: Callable[..., AsyncClient],
+    live_stream: LiveRunStream,
+    tenant: str,
 ) -> None:
     run = run_of(tenant, steps=[("a", "x", True), ("b", "y", True)])
     live_stream.project(run.events[:3])
@@ -96,13 +101,13 @@ async def test_stream_events_follows_a_run_to_its_end_and_resumes(
     assert [e.event_id for e in seen] == [str(e["event_id"]) for e in run.events]
 
     async with async_client_factory("viewer") as omium:
-        resumed = [e async for e in omium.stream_events(run.aggregate_id,
-                                                         after=seen[3].cursor)]
+        resumed = [e async for e in omium.stream_events(run.aggregate_id, after=seen[3].cursor)]
     assert [e.cursor for e in resumed] == [e.cursor for e in seen[4:]]
 
 
-def test_the_sync_stream_matches(client_factory: Callable[..., Any],
-                                 live_stream: LiveRunStream, tenant: str) -> None:
+def test_the_sync_stream_matches(
+    client_factory: Callable[..., Any], live_stream: LiveRunStream, tenant: str
+) -> None:
     run = run_of(tenant, steps=[("a", "x", False)], end="ExecutionFailed")
     live_stream.project(run.events)
     with client_factory("viewer") as omium:
@@ -113,7 +118,9 @@ def test_the_sync_stream_matches(client_factory: Callable[..., Any],
 
 
 async def test_subscribe_follows_the_tenant_and_resumes_after_a_cursor(
-    async_client_factory: Callable[..., AsyncClient], live_stream: LiveRunStream, tenant: str,
+    async_client_factory: Callable[..., AsyncClient],
+    live_stream: LiveRunStream,
+    tenant: str,
 ) -> None:
     runs = [run_of(tenant, steps=[("a", "x", True), ("b", "y", True)]) for _ in range(2)]
     live_stream.project(runs[0].events)
@@ -128,16 +135,18 @@ async def test_subscribe_follows_the_tenant_and_resumes_after_a_cursor(
 
         live_stream.project(runs[1].events)
         later: list[RunEvent] = []
-        async for event in omium.subscribe(execution_id=runs[1].aggregate_id,
-                                           cursor=seen[-1].cursor):
+        async for event in omium.subscribe(
+            execution_id=runs[1].aggregate_id, cursor=seen[-1].cursor
+        ):
             later.append(event)
             if event.event_type == "ExecutionCompleted":
                 break
         assert [e.event_type for e in later] == [e["event_type"] for e in runs[1].events]
 
 
-def test_subscribe_refusals_are_typed(client_factory: Callable[..., Any],
-                                      live_gateway: LiveGateway) -> None:
+def test_subscribe_refusals_are_typed(
+    client_factory: Callable[..., Any], live_gateway: LiveGateway
+) -> None:
     from omium.sdk.client import Client, InvalidRequestError, UnauthorizedError
 
     with Client(live_gateway.url, token="bad") as omium, pytest.raises(UnauthorizedError):

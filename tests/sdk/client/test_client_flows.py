@@ -22,8 +22,10 @@ from omium.sdk.workflow import WorkflowValidationError
 
 pytestmark = pytest.mark.integration
 
-DEFINITION = {"name": "two-steps", "steps": [{"id": "plan", "agent": "agents.plan"},
-                                             {"id": "act", "agent": "agents.act"}]}
+DEFINITION = {
+    "name": "two-steps",
+    "steps": [{"id": "plan", "agent": "agents.plan"}, {"id": "act", "agent": "agents.act"}],
+}
 
 
 def test_a_run_from_registration_to_completion(client_factory: Callable[..., Client]) -> None:
@@ -34,12 +36,18 @@ def test_a_run_from_registration_to_completion(client_factory: Callable[..., Cli
 
     omium.schedule_step(run.execution_id, "plan")
     omium.start_step(run.execution_id, "plan")
-    checkpoint = omium.create_checkpoint(run.execution_id, "plan", position="after",
-                                         state=b'{"notes": 1}')
+    checkpoint = omium.create_checkpoint(
+        run.execution_id, "plan", position="after", state=b'{"notes": 1}'
+    )
     omium.complete_step(run.execution_id, "plan", output={"plan": ["a"]})
     omium.schedule_step(run.execution_id, "act")
-    omium.request_approval(run.execution_id, "act", default_action="reject",
-                           deadline=datetime.now(UTC) + timedelta(hours=1), prompt="ok?")
+    omium.request_approval(
+        run.execution_id,
+        "act",
+        default_action="reject",
+        deadline=datetime.now(UTC) + timedelta(hours=1),
+        prompt="ok?",
+    )
     assert omium.get_execution(run.execution_id).state == "waiting_for_approval"
     omium.approve(run.execution_id, "act", comment="fine")
     omium.start_step(run.execution_id, "act")
@@ -77,8 +85,10 @@ def test_refusals_are_typed_problems(client_factory: Callable[..., Client]) -> N
 
     with pytest.raises(ConflictError) as refused:
         omium.complete_step(run.execution_id, "plan")
-    assert refused.value.slug in {"invalid-transition", "domain-rule-violated"} or \
-        refused.value.status == 409
+    assert (
+        refused.value.slug in {"invalid-transition", "domain-rule-violated"}
+        or refused.value.status == 409
+    )
 
     with pytest.raises(InvalidRequestError) as invalid:
         omium.schedule_step(run.execution_id, "  ")
@@ -108,8 +118,9 @@ def test_bad_credentials_are_unauthorized(live_gateway: object) -> None:
         Client.connect(url, api_key="omk_0000000000000000_nope")
 
 
-def test_api_keys_authenticate_agents(client_factory: Callable[..., Client],
-                                      live_gateway: object) -> None:
+def test_api_keys_authenticate_agents(
+    client_factory: Callable[..., Client], live_gateway: object
+) -> None:
     admin = client_factory("admin")
     issued = admin.create_api_key("worker-1", role="developer")
     with Client.connect(live_gateway.url, api_key=issued.key) as agent:  # type: ignore[attr-defined]
@@ -117,8 +128,7 @@ def test_api_keys_authenticate_agents(client_factory: Callable[..., Client],
         assert me.method == "api_key" and me.key_id == issued.key_id and me.role == "developer"
     assert [key.key_id for key in admin.list_api_keys()] == [issued.key_id]
     admin.revoke_api_key(issued.key_id)
-    with Client(live_gateway.url, api_key=issued.key) as agent, \
-            pytest.raises(UnauthorizedError):  # type: ignore[attr-defined]
+    with Client(live_gateway.url, api_key=issued.key) as agent, pytest.raises(UnauthorizedError):  # type: ignore[attr-defined]
         agent.whoami()
 
 
@@ -132,8 +142,12 @@ def test_wait_for_completion_times_out(client_factory: Callable[..., Client]) ->
 
 def test_consensus_and_policies(client_factory: Callable[..., Client]) -> None:
     omium = client_factory("operator")
-    opened = omium.open_round(["a", "b", "c"], rule="majority",
-                              deadline=datetime.now(UTC) + timedelta(hours=1), subject="publish?")
+    opened = omium.open_round(
+        ["a", "b", "c"],
+        rule="majority",
+        deadline=datetime.now(UTC) + timedelta(hours=1),
+        subject="publish?",
+    )
     for voter in ("a", "b"):
         omium.cast_vote(opened.round_id, voter, "yes", rationale="good")
     decision = omium.decide_round(opened.round_id)

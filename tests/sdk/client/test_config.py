@@ -41,8 +41,9 @@ def test_the_default_profile_then_the_environment(profile_file: Path) -> None:
 
 
 def test_explicit_arguments_win(profile_file: Path) -> None:
-    config = ClientConfig.load("staging", path=profile_file, env={ENV_API_KEY: "omk_env"},
-                               base_url="http://explicit.test")
+    config = ClientConfig.load(
+        "staging", path=profile_file, env={ENV_API_KEY: "omk_env"}, base_url="http://explicit.test"
+    )
     assert config.base_url == "http://explicit.test" and config.api_key is not None
     assert config.api_key.get_secret_value() == "omk_env"
     with Client(config=config, token="jwt") as omium:
@@ -66,4 +67,4 @@ def test_mistakes_are_configuration_errors(profile_file: Path, tmp_path: Path) -
     broken.write_text("[profile.default\n")
     with pytest.raises(ConfigurationError, match="cannot read"):
         ClientConfig.load(path=broken, env={})
-    assert "secret" not in repr(ClientConfig(token="secret"))
+    assert "secret" not in repr(ClientConfig.model_validate({"token": "secret"}))

@@ -25,16 +25,19 @@ EXPECTED = {
         # errors
         "OmiumClientError", "OmiumConnectionError", "CompletionTimeoutError", "OmiumAPIError",
         "InvalidRequestError", "UnauthorizedError", "ForbiddenError", "NotFoundError",
-        "ConflictError", "RateLimitedError", "ServiceUnavailableError", "ServerError",
+        "ConflictError", "CheckpointPrunedError", "RateLimitedError", "ServiceUnavailableError",
+        "ServerError",
         # write-side answers
         "ApiModel", "Accepted", "WorkflowAccepted", "ExecutionAccepted", "CheckpointAccepted",
+        "Suggestion", "SuggestionAccepted", "SuggestionList",
+        "ForkAccepted",
         "RoundAccepted", "RoundDecision", "PolicyAccepted", "Workflow", "Execution", "Step",
         "Checkpoint", "Approval", "TERMINAL_STATES", "ConsensusRound", "Policy", "ApiKey",
-        "IssuedApiKey", "Role", "WhoAmI", "Readiness",
+        "IssuedApiKey", "Role", "WhoAmI", "Readiness", "Limits", "LimitsAccepted", "TenantLimits",
         # read-side answers
         "Page", "ExecutionSummary", "Timeline", "TimelineEvent", "StepView", "AuditRecord",
         "RunStats", "RunBucket", "StepStats", "StepBucket", "Span", "Trace", "Failure",
-        "FailureGroup", "RunEvent",
+        "FailureGroup", "RunEvent", "IntegrityReport", "ChainBreak",
         # list and search parameters
         "ExecutionFilters", "AuditFilters", "RunStatsQuery", "StepStatsQuery", "SpanFilters",
         "FailureFilters", "FailureGroupQuery",
@@ -45,13 +48,17 @@ REMOVED: dict[str, set[str]] = {name: set() for name in EXPECTED}
 
 CLIENT_METHODS = {
     "send", "request", "close", "register_workflow", "publish_workflow_version",
-    "get_workflow", "find_workflows", "start_execution", "start_run", "get_execution",
+    "get_workflow", "find_workflows", "get_limits", "set_limits", "start_execution", "start_run",
+    "get_execution",
     "complete_execution", "fail_execution", "halt_execution", "cancel_execution",
     "wait_for_completion", "schedule_step", "start_step", "complete_step", "fail_step",
-    "create_checkpoint", "get_checkpoint", "get_checkpoint_state", "roll_back",
+    "create_checkpoint", "get_checkpoint", "get_checkpoint_state", "roll_back", "fork_execution",
     "request_approval", "approve", "reject", "apply_approval_default", "list_executions",
     "iter_executions", "get_timeline", "list_audit", "run_stats", "step_stats", "search_spans",
     "get_trace", "search_failures", "failure_groups", "stream_events", "subscribe", "open_round",
+    "verify_execution", "verify_tenant",
+    "request_diagnosis", "list_suggestions", "get_suggestion", "approve_suggestion",
+    "reject_suggestion",
     "get_round", "cast_vote", "decide_round", "publish_policy", "find_policies", "get_policy",
     "create_api_key", "list_api_keys", "revoke_api_key", "whoami", "ready", "connect",
     "from_profile",

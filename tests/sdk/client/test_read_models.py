@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TypedDict
 
 import psycopg
 import pytest
 
 from omium.kernel.kafka import ConsumedEvent
+from omium.projections.postgres import PostgresProjection, schema_for
 from omium.sdk.client import Client, ExecutionSummary, NotFoundError
-from projections.postgres import PostgresProjection, schema_for
 from tests.projections.helpers import T0, run_of
 from tests.sdk.client.fixtures import LiveGateway
+
+
+class Window(TypedDict):
+    """The time range of a stats query."""
+
+    start: datetime
+    end: datetime
+
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +43,22 @@ def read_model(live_gateway: LiveGateway) -> Iterator[PostgresProjection]:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-def test_runs_timelines_and_analytics(read_model: PostgresProjection, tenant: str,
-                                      client_factory: Callable[..., Client]) -> None:
+def test_runs_timelines_and_analytics(
+    read_model: PostgresProjection, tenant: str, client_factory: Callable[..., Client]
+) -> None:
     workflow = uuid.uuid4()
-    runs = [run_of(tenant, workflow_id=workflow, steps=[("a", "agents.x", True)]),
-            run_of(tenant, workflow_id=workflow, steps=[("b", "agents.y", False)],
-                   end="ExecutionFailed")]
+    runs = [
+        run_of(tenant, workflow_id=workflow, steps=[("a", "agents.x", True)]),
+        run_of(
+            tenant, workflow_id=workflow, steps=[("b", "agents.y", False)], end="ExecutionFailed"
+        ),
+    ]
     for offset, event in enumerate(e for run in runs for e in run.events):
-        read_model.apply(ConsumedEvent(topic="direct", partition=0, offset=offset, key=None,
-                                       event=event, raw=b""))
+        read_model.apply(
+            ConsumedEvent(
+                topic="direct", partition=0, offset=offset, key=None, event=event, raw=b""
+            )
+        )
     read_model.flush({}, expected={})
     omium = client_factory("viewer")
 
@@ -57,7 +73,7 @@ def test_runs_timelines_and_analytics(read_model: PostgresProjection, tenant: st
     assert [e.event_type for e in timeline.events] == [e["event_type"] for e in runs[0].events]
     assert timeline.execution is not None and timeline.steps[0].step_id == "a"
 
-    window = {"start": T0 - timedelta(hours=1), "end": T0 + timedelta(hours=1)}
+    window: Window = {"start": T0 - timedelta(hours=1), "end": T0 + timedelta(hours=1)}
     stats = omium.run_stats(bucket="hour", **window)
     assert sum(bucket.runs for bucket in stats.buckets) == 2
     steps = omium.step_stats(bucket="hour", group_by="agent", **window)

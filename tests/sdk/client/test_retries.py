@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from omium.sdk.client import (
     Client,
@@ -26,18 +27,32 @@ from omium.sdk.client import (
 )
 
 Answer = tuple[int, dict[str, str], bytes]
-OK: Answer = (200, {"Content-Type": "application/json"},
-              b'{"subject": "a", "tenant_id": "t", "roles": ["viewer"], "role": "viewer", '
-              b'"method": "jwt", "key_id": null}')
-ACCEPTED: Answer = (200, {"Content-Type": "application/json"},
-                    b'{"execution_id": "e1", "version": 2, "events": ["StepScheduled"]}')
+OK: Answer = (
+    200,
+    {"Content-Type": "application/json"},
+    b'{"subject": "a", "tenant_id": "t", "roles": ["viewer"], "role": "viewer", '
+    b'"method": "jwt", "key_id": null}',
+)
+ACCEPTED: Answer = (
+    200,
+    {"Content-Type": "application/json"},
+    b'{"execution_id": "e1", "version": 2, "events": ["StepScheduled"]}',
+)
 
 
 def problem(status: int, slug: str, **headers: str) -> Answer:
-    body = {"type": f"urn:omium:problem:{slug}", "title": slug, "status": status,
-            "detail": f"{slug} happened", "scope": "tenant"}
-    return status, {"Content-Type": "application/problem+json", **headers}, \
-        json.dumps(body).encode()
+    body = {
+        "type": f"urn:omium:problem:{slug}",
+        "title": slug,
+        "status": status,
+        "detail": f"{slug} happened",
+        "scope": "tenant",
+    }
+    return (
+        status,
+        {"Content-Type": "application/problem+json", **headers},
+        json.dumps(body).encode(),
+    )
 
 
 class ScriptedServer:
@@ -52,8 +67,9 @@ class ScriptedServer:
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
-                server.seen.append({"method": self.command, "path": self.path,
-                                    "headers": dict(self.headers)})
+                server.seen.append(
+                    {"method": self.command, "path": self.path, "headers": dict(self.headers)}
+                )
                 status, headers, body = server.script.pop(0)
                 self.send_response(status)
                 for name, value in {**headers, "Content-Length": str(len(body))}.items():
@@ -90,15 +106,20 @@ def sleeps() -> list[float]:
 
 
 def client_of(server: ScriptedServer, sleeps: list[float], **config: Any) -> Client:
-    return Client(config=ClientConfig(base_url=server.url, token="t", **config),
-                  sleep=sleeps.append)
+    return Client(
+        config=ClientConfig(base_url=server.url, token=SecretStr("t"), **config),
+        sleep=sleeps.append,
+    )
 
 
 def test_429_waits_retry_after_and_resends_the_same_idempotency_key(
     server: ScriptedServer, sleeps: list[float]
 ) -> None:
-    server.script = [problem(429, "rate-limited", **{"Retry-After": "2"}),
-                     problem(503, "store-unavailable"), ACCEPTED]
+    server.script = [
+        problem(429, "rate-limited", **{"Retry-After": "2"}),
+        problem(503, "store-unavailable"),
+        ACCEPTED,
+    ]
     with client_of(server, sleeps) as omium:
         accepted = omium.schedule_step("e1", "plan")
 
@@ -120,11 +141,12 @@ def test_every_command_gets_its_own_key_and_queries_none(
     assert "Idempotency-Key" not in query and query["Authorization"] == "Bearer t"
 
 
-def test_retries_give_up_with_the_typed_error(server: ScriptedServer,
-                                              sleeps: list[float]) -> None:
+def test_retries_give_up_with_the_typed_error(server: ScriptedServer, sleeps: list[float]) -> None:
     server.script = [problem(429, "rate-limited", **{"Retry-After": "1"})] * 3
-    with client_of(server, sleeps, max_attempts=3) as omium, \
-            pytest.raises(RateLimitedError) as limited:
+    with (
+        client_of(server, sleeps, max_attempts=3) as omium,
+        pytest.raises(RateLimitedError) as limited,
+    ):
         omium.whoami()
     assert limited.value.retry_after == 1.0 and limited.value.extensions["scope"] == "tenant"
     assert sleeps == [1.0, 1.0] and len(server.seen) == 3
@@ -140,8 +162,10 @@ def test_a_retry_after_beyond_the_limit_is_not_waited_for(
 
 
 def test_other_errors_are_not_retried(server: ScriptedServer, sleeps: list[float]) -> None:
-    server.script = [problem(500, "internal-error", **{"X-Request-ID": "req-1"}),
-                     (502, {"Content-Type": "text/html"}, b"<html>bad gateway</html>")]
+    server.script = [
+        problem(500, "internal-error", **{"X-Request-ID": "req-1"}),
+        (502, {"Content-Type": "text/html"}, b"<html>bad gateway</html>"),
+    ]
     with client_of(server, sleeps) as omium:
         with pytest.raises(ServerError) as failed:
             omium.whoami()
@@ -157,7 +181,9 @@ def test_an_unreachable_gateway_raises_after_the_retries(sleeps: list[float]) ->
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     config = ClientConfig(base_url=f"http://127.0.0.1:{port}", max_attempts=3, backoff_s=0.1)
-    with Client(config=config, sleep=sleeps.append) as omium, \
-            pytest.raises(OmiumConnectionError) as unreachable:
+    with (
+        Client(config=config, sleep=sleeps.append) as omium,
+        pytest.raises(OmiumConnectionError) as unreachable,
+    ):
         omium.whoami()
     assert unreachable.value.method == "GET" and sleeps == [0.1, 0.2]

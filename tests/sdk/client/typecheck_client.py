@@ -25,8 +25,13 @@ def sync_usage(omium: Client) -> None:
     workflow: WorkflowAccepted = omium.register_workflow("examples/workflows/research_report.yaml")
     run: ExecutionAccepted = omium.start_run(workflow.workflow_id, input={"topic": "tides"})
     omium.schedule_step(run.execution_id, "research", agent="researcher")
-    omium.request_approval(run.execution_id, "publish", default_action="reject",
-                           deadline=datetime.now(UTC), prompt="publish?")
+    omium.request_approval(
+        run.execution_id,
+        "publish",
+        default_action="reject",
+        deadline=datetime.now(UTC),
+        prompt="publish?",
+    )
     omium.approve(run.execution_id, "publish", comment="ok")
     omium.create_checkpoint(run.execution_id, "research", position="after", state=b"{}")
     done: Execution = omium.wait_for_completion(run.execution_id, timeout=30)

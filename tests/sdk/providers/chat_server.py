@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -58,7 +59,9 @@ def completion_body(
 class ChatServer:
     """The server; use as a context manager (it listens on a free port of 127.0.0.1)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, echo: Callable[[Any], Reply] | None = None, root: str = "/v1") -> None:
+        self.echo = echo or _echo
+        self.root = root
         self.replies: deque[Reply] = deque()
         self.requests: list[Received] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -70,9 +73,9 @@ class ChatServer:
 
     @property
     def base_url(self) -> str:
-        """The API root, ``http://127.0.0.1:<port>/v1``."""
+        """The API root, ``http://127.0.0.1:<port>/v1`` (``root`` after the port)."""
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return f"http://{host!s}:{port}{self.root}"
 
     def push(self, *replies: Reply) -> None:
         """Queue replies for the next requests, in order."""
@@ -94,7 +97,7 @@ def _handler_for(chat: ChatServer) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length)
             body = json.loads(raw) if raw else None
             chat.requests.append(Received(self.path, dict(self.headers), body))
-            reply = chat.replies.popleft() if chat.replies else _echo(body)
+            reply = chat.replies.popleft() if chat.replies else chat.echo(body)
             if reply.delay_s:
                 time.sleep(reply.delay_s)
             self._send(reply)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from omium.sdk.providers import (
     Script,
     ScriptedProvider,
     ScriptRule,
+    calls_for_execution,
     count_prompt_tokens,
     count_tokens,
 )
@@ -141,6 +141,48 @@ def test_hallucinated_output_adds_an_unsupported_cited_claim() -> None:
     assert second.startswith(reply) and "4,700%" in second and "[source:oslo]" in second[-30:]
 
 
+def test_calls_made_for_a_run_are_numbered_per_run() -> None:
+    """The demo's "first draft is hallucinated" happens once in every run a worker serves, not
+    once per worker process; calls outside any run keep one numbering per provider."""
+    reply = "Oslo had no road deaths in 2019 [source:oslo]."
+    provider = provider_factory(
+        ScriptRule(
+            agent="writer", response=reply, faults=[Fault(kind="hallucinated", on_calls=[1])]
+        )
+    )
+
+    def draft(run: str | None) -> str:
+        with calls_for_execution(run):
+            return provider.complete(USER, model="m", agent="writer").text
+
+    answers = [draft("run-1"), draft("run-2"), draft("run-1"), draft(None), draft(None)]
+    answers.append(draft("run-2"))
+
+    hallucinated = [answer != reply for answer in answers]
+    assert hallucinated == [True, True, False, True, False, False]
+    assert [(c.execution_id, c.rule_call) for c in provider.calls] == [
+        ("run-1", 1),
+        ("run-2", 1),
+        ("run-1", 2),
+        (None, 1),
+        (None, 2),
+        ("run-2", 2),
+    ]
+
+
+def test_an_async_call_in_a_task_counts_for_the_run_it_was_made_for() -> None:
+    provider = provider_factory(ScriptRule(response=["first", "later"]))
+
+    async def ask(run: str) -> str:
+        with calls_for_execution(run):
+            return (await provider.acomplete(USER, model="m")).text
+
+    async def three() -> list[str]:
+        return list(await asyncio.gather(ask("a"), ask("b"), ask("a")))
+
+    assert asyncio.run(three()) == ["first", "first", "later"]
+
+
 def test_inject_fault_hits_the_next_matching_call_once() -> None:
     provider = provider_factory(default="ok")
     provider.inject_fault("rate_limit", agent="writer")
@@ -157,10 +199,8 @@ def test_latency_is_waited_and_a_shorter_timeout_times_out() -> None:
     provider = provider_factory(ScriptRule(response="slow", latency_s=0.05))
 
     assert provider.complete(USER, model="m").latency_s >= 0.05
-    started = time.perf_counter()
-    with pytest.raises(ProviderTimeoutError):
+    with pytest.raises(ProviderTimeoutError, match=r"no answer within 0\.01s"):
         provider.complete(USER, model="m", timeout_s=0.01)
-    assert time.perf_counter() - started < 0.05
 
 
 def test_async_calls_share_the_script() -> None:
@@ -210,7 +250,7 @@ def test_built_from_settings_with_a_script_and_prices(tmp_path: Path) -> None:
 
     providers = providers_from_settings(llm)
 
-    assert set(providers) == {"scripted", "openai"}
+    assert set(providers) == {"scripted", "openai", "anthropic"}
     assert isinstance(providers["openai"], OpenAICompatibleProvider)
     completion = providers["scripted"].complete(USER, model="house")
     assert completion.text == "from the file"

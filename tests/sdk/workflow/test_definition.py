@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from commands.workflows._definition import validate_definition
+from omium.commands.workflows._definition import validate_definition
 from omium.sdk.workflow import (
     CONSENSUS_AGENT,
     DEFAULT_RECOVERY,
@@ -162,4 +162,4 @@ def test_definitions_are_immutable(definition_factory: DefinitionFactory) -> Non
     workflow = parse_workflow_dict(definition_factory())
 
     with pytest.raises(ValueError, match="frozen"):
-        workflow.name = "other"  # type: ignore[misc]
+        workflow.name = "other"

@@ -197,7 +197,7 @@ def test_grounded_counts_citations_and_uncited_sentences() -> None:
 
 
 def test_grounded_structured_claims_with_quotes() -> None:
-    claims = {
+    claims: dict[str, Any] = {
         "claims": [
             {"text": "Oslo had no pedestrian deaths", "source": "oslo", "quote": "ZERO pedestrian"},
             {"text": "Helsinki cut limits", "sources": ["helsinki"], "quote": "to 30 km/h"},

@@ -5,7 +5,8 @@
 checkpoint bucket. The key is the content's SHA-256, so identical states are stored once however
 many checkpoints refer to them (DESIGN §5b). ``get_state`` checks size and SHA-256 on every
 restore and fails closed with :class:`CorruptCheckpointError`: a state that loads wrong never
-reaches an agent.
+reaches an agent. ``collect_garbage`` deletes the objects no unpruned checkpoint refers to any
+more (checkpoint retention, ``ExecutionsApplication.prune_checkpoints``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 
 import boto3
@@ -28,6 +31,13 @@ INLINE_STATE_LIMIT_BYTES = 256 * 1024
 
 DEFAULT_INLINE_MAX_BYTES = 64 * 1024
 """States up to this size stay inline by default; larger ones go to object storage."""
+
+DEFAULT_GC_GRACE = timedelta(hours=1)
+"""Blobs modified more recently than this are never collected (their checkpoint may be on its
+way to the event store)."""
+
+_DELETE_BATCH = 1000
+"""Keys per DeleteObjects request (the S3 maximum)."""
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _MD5_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
@@ -79,6 +89,42 @@ class CheckpointRef:
             "inline_state": self.inline_state,
             "object_key": self.object_key,
         }
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """One content-addressed blob in the checkpoint bucket.
+
+    Attributes:
+        key: Its object key.
+        size: Its size in bytes.
+        last_modified: When it was uploaded or last reused.
+    """
+
+    key: str
+    size: int
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class GarbageReport:
+    """What one garbage collection found and did.
+
+    Attributes:
+        scanned: Blobs listed.
+        deleted: Keys deleted (or, in a dry run, that would be).
+        deleted_bytes: Their total size.
+        kept: Blobs left (referenced or within the grace period).
+        kept_young: Of those, unreferenced ones kept for the grace period.
+        dry_run: Nothing was deleted.
+    """
+
+    scanned: int
+    deleted: tuple[str, ...]
+    deleted_bytes: int
+    kept: int
+    kept_young: int
+    dry_run: bool
 
 
 class CorruptCheckpointError(OmiumError):
@@ -199,7 +245,7 @@ class CheckpointBlobStore:
 
     # Writing ------------------------------------------------------------------------------
 
-    def put_state(self, state: bytes) -> CheckpointRef:
+    def put_state(self, state: bytes | bytearray | memoryview) -> CheckpointRef:
         """Store a state and describe where it is.
 
         Args:
@@ -223,6 +269,10 @@ class CheckpointBlobStore:
         self.ensure_bucket()
         if not self._has_intact_copy(key, data, checksum):
             self._upload(key, data, checksum)
+        else:
+            # Reused: renew its modification time so the garbage collector's grace period
+            # covers it until the checkpoint that now refers to it is saved.
+            self._touch(key, checksum)
         return CheckpointRef("object", checksum, len(data), object_key=key)
 
     def ensure_bucket(self) -> None:
@@ -285,6 +335,104 @@ class CheckpointBlobStore:
             )
         except (ClientError, BotoCoreError) as exc:
             raise BlobStoreError("PutObject", key, str(exc)) from exc
+
+    def _touch(self, key: str, checksum: str) -> None:
+        try:
+            self._client.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource={"Bucket": self.bucket, "Key": key},
+                MetadataDirective="REPLACE",
+                Metadata={"sha256": checksum},
+                ContentType="application/octet-stream",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise BlobStoreError("CopyObject", key, str(exc)) from exc
+
+    # Garbage collection -------------------------------------------------------------------
+
+    def list_blobs(self) -> list[StoredBlob]:
+        """Every content-addressed blob under this store's prefix (``<prefix>sha256/<hex>``).
+
+        Only keys of that exact shape are listed, so nothing else in the bucket is ever
+        collected; blobs under other prefixes (another deployment's, a tenant's LangGraph
+        blobs) need a store with that prefix.
+
+        Raises:
+            BlobStoreError: Object storage failed.
+        """
+        self.ensure_bucket()
+        blobs: list[StoredBlob] = []
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.object_key_for("")
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    if not _SHA256_HEX.match(str(item["Key"])[len(self.object_key_for("")) :]):
+                        continue  # not a blob this store wrote: never collected
+                    blobs.append(
+                        StoredBlob(str(item["Key"]), int(item["Size"]), item["LastModified"])
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise BlobStoreError("ListObjectsV2", None, str(exc)) from exc
+        return blobs
+
+    def collect_garbage(
+        self,
+        referenced: Callable[[], Collection[str]],
+        *,
+        grace: timedelta = DEFAULT_GC_GRACE,
+        now: datetime | None = None,
+        dry_run: bool = False,
+    ) -> GarbageReport:
+        """Delete the blobs no checkpoint refers to.
+
+        The blobs are listed first and ``referenced()`` is asked after, so a checkpoint saved
+        meanwhile is counted; a blob modified within ``grace`` of ``now`` stays whatever the
+        answer (uploaded or reused, see :meth:`put_state`, for a checkpoint not saved yet).
+
+        Args:
+            referenced: Returns the object keys checkpoints still refer to (e.g.
+                ``ExecutionsApplication.referenced_object_keys``).
+            grace: Blobs modified more recently than this are kept.
+            now: The time the grace period is measured from (default: the current time).
+            dry_run: Only report what would be deleted.
+
+        Raises:
+            BlobStoreError: Object storage failed.
+        """
+        blobs = self.list_blobs()
+        keep = set(referenced())
+        cutoff = (now or datetime.now(UTC)) - grace
+        doomed = [b for b in blobs if b.key not in keep and b.last_modified < cutoff]
+        young = sum(1 for b in blobs if b.key not in keep and b.last_modified >= cutoff)
+        if not dry_run:
+            for start in range(0, len(doomed), _DELETE_BATCH):
+                self._delete([b.key for b in doomed[start : start + _DELETE_BATCH]])
+        return GarbageReport(
+            scanned=len(blobs),
+            deleted=tuple(b.key for b in doomed),
+            deleted_bytes=sum(b.size for b in doomed),
+            kept=len(blobs) - len(doomed),
+            kept_young=young,
+            dry_run=dry_run,
+        )
+
+    def _delete(self, keys: list[str]) -> None:
+        try:
+            answer = self._client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise BlobStoreError("DeleteObjects", keys[0], str(exc)) from exc
+        errors = answer.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise BlobStoreError(
+                "DeleteObjects", str(first.get("Key")), str(first.get("Message", first))
+            )
 
     # Reading ------------------------------------------------------------------------------
 
