@@ -21,7 +21,7 @@ from typing import IO
 
 import httpx
 
-from omium.infra.localstack import LocalStack
+from omium.infra.localstack import LocalStack, StackStartError
 from omium.infra.localstack._kafka_ha import ha_kafka_env
 from omium.kernel.settings import OmiumSettings, load_settings
 
@@ -150,7 +150,14 @@ class ChaosStack:
         dist = self.data_dir / "dist"
         if shared_dist.is_dir() and not dist.exists():
             dist.symlink_to(shared_dist)  # Kafka jars and OpenSearch are downloaded once
-        self.stack.up(names=INFRA)
+        try:
+            self.stack.up(names=INFRA)
+        except StackStartError as first:
+            # Four JVMs starting at once on a loaded two-core machine can miss a start window;
+            # what did start is left running, the failed components get one more try.
+            failed = ", ".join(failure.component for failure in first.failures)
+            print(f"retrying the stack start once ({failed} failed)", flush=True)
+            self.stack.up(names=INFRA)
 
     def down(self) -> None:
         """Stop the infrastructure (data stays in ``data_dir``)."""

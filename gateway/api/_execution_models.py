@@ -85,6 +85,7 @@ class CreateCheckpoint(VersionedRequest):
     storage: Literal["inline", "object"]
     inline_state: str | None = Field(
         default=None,
+        strict=True,
         max_length=_INLINE_STATE_MAX_CHARS,
         pattern=_BASE64,
         description="The blob, base64 (storage=inline).",

@@ -120,6 +120,7 @@ class PutWrites(RequestModel):
     writes: Annotated[list[Write], Field(max_length=10_000)]
     replace: bool = Field(
         default=False,
+        strict=True,
         description="Overwrite writes with the same "
         "(task_id, idx); LangGraph does so for special channels only.",
     )

@@ -42,7 +42,7 @@ def test_a_killed_relay_and_orchestrator_lose_and_duplicate_nothing(tmp_path: Pa
         ],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=840, check=False,
     )  # fmt: skip
-    assert report_path.exists(), done.stdout[-4000:] + done.stderr[-4000:]
+    assert report_path.exists(), _what_went_wrong(done)
     report = json.loads(report_path.read_text())
 
     entries = {entry["fault"]: entry for entry in report["faults"]}
@@ -59,5 +59,12 @@ def test_a_killed_relay_and_orchestrator_lose_and_duplicate_nothing(tmp_path: Pa
     assert totals["effect_duplicates"] == {}, totals
     assert set(totals["run_statuses"]) == {"completed"}, totals
     assert report["verify"]["ok"], report["verify"]
-    assert report["ok"] and done.returncode == 0, done.stdout[-4000:]
+    assert report["ok"] and done.returncode == 0, _what_went_wrong(done)
     assert "machine" in report and report["config"]["brokers"] == 3
+
+
+def _what_went_wrong(done: subprocess.CompletedProcess[str]) -> str:
+    """The runner's output, from its first traceback on (the log tails after it are long)."""
+    start = done.stderr.find("Traceback")
+    failure = done.stderr[start : start + 6000] if start >= 0 else done.stderr[-4000:]
+    return f"exit {done.returncode}\nstdout:\n{done.stdout[-4000:]}\nstderr:\n{failure}"
