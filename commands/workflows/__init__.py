@@ -1,6 +1,6 @@
 """Workflows: tenants' named, versioned workflow definitions."""
 
-from omium.commands.workflows._definition import find_cycle, validate_definition
+from omium.commands.workflows._definition import validate_definition
 from omium.commands.workflows._limits import (
     LIMIT_KEYS,
     ConcurrencyLimits,
@@ -22,6 +22,5 @@ __all__ = [
     "WorkflowView",
     "WorkflowsApplication",
     # Definition checks
-    "find_cycle",
     "validate_definition",
 ]

@@ -1,8 +1,11 @@
-"""Validation of workflow definitions (pure functions, no I/O).
+"""Validation of workflow definitions on the command side (pure functions, no I/O).
 
-A definition is a JSON object with a non-empty ``steps`` list; each step has a unique ``id``, an
-``agent`` and optional ``needs`` (ids of steps it depends on). The dependencies must form a DAG.
-Every other key (checkpoints, post-conditions, policies, retry, consensus ...) is kept as given.
+A definition is a JSON object with a non-empty ``steps`` list; each step has an ``id``, an
+``agent`` and optional ``needs`` (ids of steps it depends on), and the steps form a graph by the
+rules of :func:`omium.kernel.dag.graph_issues`, the same the SDK's workflow model applies. Every
+other key (checkpoints, post-conditions, policies, retry, consensus ...) is kept as given: a run
+may be driven step by step through the API, and only the execution worker needs the whole
+engine model (``omium.sdk.workflow``), which it applies when it loads a definition.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from omium.commands.errors import InvalidCommandError
+from omium.kernel.dag import GraphIssue, graph_issues
 
 
 def validate_definition(definition: Mapping[str, Any]) -> dict[str, Any]:
@@ -25,8 +29,9 @@ def validate_definition(definition: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises:
         InvalidCommandError: With ``reason`` one of ``not_an_object``, ``not_json``,
-            ``no_steps``, ``invalid_step``, ``invalid_step_id``, ``duplicate_step_id``,
-            ``missing_agent``, ``invalid_needs``, ``unknown_dependency``, ``cycle``.
+            ``no_steps``, ``invalid_step``, ``invalid_step_id``, ``missing_agent``,
+            ``invalid_needs``, or a graph rule's code (``duplicate_step_id``, ``unknown_step``,
+            ``duplicate_need``, ``cycle``; see :func:`omium.kernel.dag.graph_issues`).
     """
     if not isinstance(definition, Mapping):
         raise _invalid("definition must be an object", "not_an_object")
@@ -37,13 +42,10 @@ def validate_definition(definition: Mapping[str, Any]) -> dict[str, Any]:
     steps = copy.get("steps")
     if not isinstance(steps, list) or not steps:
         raise _invalid("definition needs a non-empty 'steps' list", "no_steps")
-    needs = {_check_step(step, index): _step_needs(step) for index, step in enumerate(steps)}
-    if len(needs) != len(steps):
-        duplicate = _first_duplicate([step["id"] for step in steps])
-        raise _invalid(
-            f"step id {duplicate!r} is used twice", "duplicate_step_id", step_id=duplicate
-        )
-    _check_dependencies(needs)
+    graph = [(_check_step(step, index), _step_needs(step)) for index, step in enumerate(steps)]
+    issues = graph_issues(graph)
+    if issues:
+        raise _refused(issues[0], graph)
     return copy
 
 
@@ -70,63 +72,14 @@ def _step_needs(step: dict[str, Any]) -> list[str]:
     return needs
 
 
-def _check_dependencies(needs: Mapping[str, Sequence[str]]) -> None:
-    for step_id, dependencies in needs.items():
-        for dependency in dependencies:
-            if dependency not in needs:
-                raise _invalid(
-                    f"step {step_id!r} needs unknown step {dependency!r}",
-                    "unknown_dependency",
-                    step_id=step_id,
-                    dependency=dependency,
-                )
-    cycle = find_cycle(needs)
-    if cycle:
-        raise _invalid(
-            f"steps depend on each other in a cycle: {' -> '.join(cycle)}", "cycle", cycle=cycle
-        )
-
-
-def find_cycle(needs: Mapping[str, Sequence[str]]) -> list[str] | None:
-    """Find one dependency cycle in a step graph.
-
-    Args:
-        needs: For each step id, the ids it depends on (all must be keys).
-
-    Returns:
-        The cycle as a path that starts and ends with the same step id, or None for a DAG.
-    """
-    done: set[str] = set()
-    for start in needs:
-        if start in done:
-            continue
-        # Iterative DFS: the path is the stack of steps whose dependencies are being walked.
-        path: list[str] = [start]
-        on_path = {start}
-        iterators = [iter(needs[start])]
-        while iterators:
-            nxt = next(iterators[-1], None)
-            if nxt is None:
-                iterators.pop()
-                finished = path.pop()
-                on_path.discard(finished)
-                done.add(finished)
-            elif nxt in on_path:
-                return [*path[path.index(nxt) :], nxt]
-            elif nxt not in done:
-                path.append(nxt)
-                on_path.add(nxt)
-                iterators.append(iter(needs[nxt]))
-    return None
-
-
-def _first_duplicate(ids: Sequence[str]) -> str:
-    seen: set[str] = set()
-    for step_id in ids:
-        if step_id in seen:
-            return step_id
-        seen.add(step_id)
-    raise AssertionError("no duplicate")  # pragma: no cover - callers checked lengths
+def _refused(issue: GraphIssue, graph: Sequence[tuple[str, Sequence[str]]]) -> InvalidCommandError:
+    step_id, needs = graph[issue.index]
+    details: dict[str, Any] = {"step_id": step_id}
+    if issue.position is not None:
+        details["need"] = needs[issue.position]
+    if issue.cycle is not None:
+        details["cycle"] = issue.cycle
+    return _invalid(issue.message, issue.code, **details)
 
 
 def _invalid(message: str, reason: str, **details: Any) -> InvalidCommandError:

@@ -4,6 +4,7 @@ Load a file with :func:`load_workflow`; every problem is reported by a
 :class:`WorkflowValidationError` naming the file, the field path and the line.
 """
 
+from omium.kernel.dag import descendants, find_cycle, ready_steps, topological_order
 from omium.sdk.workflow._base import FailureKind, RecoveryAction
 from omium.sdk.workflow._conditions import (
     ConditionBase,
@@ -16,7 +17,6 @@ from omium.sdk.workflow._conditions import (
     PostCondition,
     RegexCondition,
 )
-from omium.sdk.workflow._dag import descendants, find_cycle, ready_steps, topological_order
 from omium.sdk.workflow._entrypoints import ENTRYPOINT_PATTERN, resolve_entrypoint
 from omium.sdk.workflow._grounded import Claim, ClaimProblem, check_claims, extract_claims
 from omium.sdk.workflow._loader import load_workflow, parse_workflow, parse_workflow_dict

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from omium.sdk.workflow._dag import find_cycle
+from omium.kernel.dag import graph_issues
 
 if TYPE_CHECKING:
     from omium.sdk.workflow._model import Step, WorkflowDefinition
@@ -48,59 +48,20 @@ def format_path(path: Sequence[PathPart]) -> str:
 def find_issues(definition: WorkflowDefinition) -> list[Issue]:
     """Every cross-field problem of a definition, in the order of the fields."""
     return [
-        *_step_ids(definition),
-        *_step_needs(definition),
+        *_step_graph(definition),
         *_step_agents(definition),
         *_recovery_agents(definition),
         *_policy_names(definition),
     ]
 
 
-def _step_ids(definition: WorkflowDefinition) -> Iterator[Issue]:
-    seen: dict[str, int] = {}
-    for index, step in enumerate(definition.steps):
-        if step.id in seen:
-            yield Issue(
-                ("steps", index, "id"),
-                "duplicate_step_id",
-                f"step id {step.id!r} is already used by steps[{seen[step.id]}]",
-            )
-        else:
-            seen[step.id] = index
-
-
-def _step_needs(definition: WorkflowDefinition) -> Iterator[Issue]:
-    ids = {step.id for step in definition.steps}
-    broken = False
-    for index, step in enumerate(definition.steps):
-        seen: set[str] = set()
-        for position, need in enumerate(step.needs or []):
-            path = ("steps", index, "needs", position)
-            problem = _need_problem(step.id, need, ids, seen)
-            if problem:
-                broken = True
-                yield Issue(path, *problem)
-            seen.add(need)
-    if broken:
-        return  # a cycle search on a graph with dangling edges would only add noise
-    cycle = find_cycle({step.id: list(step.needs or []) for step in definition.steps})
-    if cycle:
-        first = next(i for i, step in enumerate(definition.steps) if step.id == cycle[0])
-        yield Issue(
-            ("steps", first, "needs"),
-            "cycle",
-            f"steps depend on each other in a cycle: {' -> '.join(cycle)}",
-        )
-
-
-def _need_problem(step_id: str, need: str, ids: set[str], seen: set[str]) -> tuple[str, str] | None:
-    if need == step_id:
-        return "cycle", f"step {step_id!r} needs itself"
-    if need not in ids:
-        return "unknown_step", f"unknown step {need!r} (steps: {', '.join(sorted(ids))})"
-    if need in seen:
-        return "duplicate_need", f"step {need!r} is listed twice"
-    return None
+def _step_graph(definition: WorkflowDefinition) -> Iterator[Issue]:
+    steps = [(step.id, list(step.needs or [])) for step in definition.steps]
+    for issue in graph_issues(steps):
+        path: Path = ("steps", issue.index, issue.field)
+        if issue.position is not None:
+            path = (*path, issue.position)
+        yield Issue(path, issue.code, issue.message)
 
 
 def _step_agents(definition: WorkflowDefinition) -> Iterator[Issue]:

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from omium.kernel.dag import descendants, ready_steps, topological_order
 from omium.sdk.workflow._base import (
     NAME_PATTERN,
     AgentName,
@@ -31,7 +32,6 @@ from omium.sdk.workflow._base import (
     StepId,
 )
 from omium.sdk.workflow._conditions import PostCondition
-from omium.sdk.workflow._dag import descendants, ready_steps, topological_order
 
 CONSENSUS_AGENT = "@consensus"
 """The ``agent`` a consensus step has in the exported definition (no agent may be named so)."""

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from omium.commands.errors import InvalidCommandError
-from omium.commands.workflows import find_cycle, validate_definition
+from omium.commands.workflows import validate_definition
+from omium.kernel.dag import find_cycle
 
 
 def step(step_id: str, *needs: str, agent: str = "agents:echo") -> dict[str, Any]:
@@ -42,7 +43,8 @@ def test_a_valid_definition_comes_back_as_a_detached_json_copy() -> None:
         ({"steps": [{"id": "a"}]}, "missing_agent"),
         ({"steps": [step("a"), step("a")]}, "duplicate_step_id"),
         ({"steps": [{"id": "a", "agent": "x", "needs": "b"}]}, "invalid_needs"),
-        ({"steps": [step("a", "ghost")]}, "unknown_dependency"),
+        ({"steps": [step("a", "ghost")]}, "unknown_step"),
+        ({"steps": [step("a"), step("b", "a", "a")]}, "duplicate_need"),
         ({"steps": [step("a", "a")]}, "cycle"),
         ({"steps": [step("a", "c"), step("b", "a"), step("c", "b")]}, "cycle"),
     ],
@@ -62,6 +64,21 @@ def test_a_cycle_is_reported_as_a_path() -> None:
         )
 
     assert refused.value.details["cycle"] == ["b", "d", "c", "b"]
+    assert refused.value.details["step_id"] == "b"
+
+
+def test_the_command_side_and_the_sdk_refuse_a_graph_by_the_same_rule() -> None:
+    from omium.sdk.workflow import WorkflowValidationError, parse_workflow_dict
+
+    graph = {"steps": [step("a", "b", agent="echo"), step("b", "a", agent="echo")]}
+    with pytest.raises(InvalidCommandError) as refused:
+        validate_definition(graph)
+    with pytest.raises(WorkflowValidationError) as invalid:
+        agents = {"echo": {"entrypoint": "examples.research_report.agents:researcher"}}
+        parse_workflow_dict({"name": "w", "agents": agents, **graph})
+
+    codes = [issue.code for issue in invalid.value.errors]
+    assert codes == [refused.value.reason] == ["cycle"]
 
 
 def test_find_cycle_accepts_diamonds_and_long_chains() -> None:
