@@ -9,6 +9,8 @@ topics have replication factor 3 and ``min.insync.replicas`` 2. Point Omium at i
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -72,11 +74,17 @@ class KafkaHaNode(Kafka):
             return id_file.read_text().strip()
         id_file.parent.mkdir(parents=True, exist_ok=True)
         cluster_id = new_cluster_id()
+        # The three nodes prepare in parallel: the file appears whole (a hard link of a written
+        # temporary file) or not at all, so no node reads it half-written and formats its storage
+        # with another id (the nodes then refuse each other's votes: INCONSISTENT_CLUSTER_ID).
+        draft = id_file.with_name(f"cluster.id.{os.getpid()}.{threading.get_ident()}")
+        draft.write_text(cluster_id + "\n")
         try:
-            with id_file.open("x") as handle:  # the three nodes prepare in parallel
-                handle.write(cluster_id + "\n")
+            os.link(draft, id_file)
         except FileExistsError:
             return id_file.read_text().strip()
+        finally:
+            draft.unlink()
         return cluster_id
 
     def write_config(self) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import socket
 import sys
 import time
@@ -139,13 +140,28 @@ def sleeper(tmp_path: Path) -> Iterator[tuple[int, Path]]:
 def test_spawn_writes_pid_file_and_stop_ends_the_process(sleeper: tuple[int, Path]) -> None:
     pid, pid_file = sleeper
     assert read_pid(pid_file) == pid
-    assert is_alive(pid, "time.sleep")
+    assert is_alive(pid, "time.sleep"), _what_became_of(pid, pid_file)
     # The marker protects against a recycled pid belonging to another program.
     assert not is_alive(pid, "kafka.Kafka")
     assert stop(pid, "time.sleep", 15, 5.0) == "stopped"
     # Also covers the zombie case: the process is our child and was not waited for.
     assert not is_alive(pid, "time.sleep")
     assert stop(pid, "time.sleep", 15, 5.0) == "not running"
+
+
+def _what_became_of(pid: int, pid_file: Path) -> str:
+    """For a failure message: the process's state and exit status, and its log."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().splitlines()[:3]
+    except OSError as exc:
+        state = [f"no /proc entry: {exc}"]
+    try:
+        _, status = os.waitpid(pid, os.WNOHANG)
+        ended = f"wait status {status}"
+    except ChildProcessError:
+        ended = "already reaped"
+    log = pid_file.parent.parent / "logs" / "sleeper.log"
+    return f"pid {pid}: {state}; {ended}; log: {log.read_text()[-500:]!r}"
 
 
 def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
@@ -261,3 +277,22 @@ def test_the_ha_profile_renders_three_nodes_of_one_cluster(isolated: OmiumSettin
     cluster_ids = {node.cluster_id() for node in nodes}  # type: ignore[attr-defined]
     assert len(cluster_ids) == 1
     assert set(PROFILES["ha"]) == {"kafka-ha-1", "kafka-ha-2", "kafka-ha-3", "postgres", "redis"}
+
+
+def test_ha_nodes_preparing_at_once_all_read_one_whole_cluster_id(isolated: OmiumSettings) -> None:
+    """CI once formatted a node with an id read half-written: its peers refused its votes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stack = LocalStack(isolated)
+    nodes = [stack.component(f"kafka-ha-{n}") for n in (1, 2, 3)] * 20
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        ids = list(pool.map(lambda node: node.cluster_id(), nodes))
+
+    assert len(set(ids)) == 1 and ids[0] == new_cluster_id_shape(ids[0])
+    assert sorted(p.name for p in (stack.paths.root / "kafka-ha").iterdir()) == ["cluster.id"]
+
+
+def new_cluster_id_shape(cluster_id: str) -> str:
+    """``cluster_id`` when it is a Kafka UUID (22 URL-safe base64 characters), else ``""``."""
+    decoded = base64.urlsafe_b64decode(cluster_id + "==") if len(cluster_id) == 22 else b""
+    return cluster_id if len(decoded) == 16 else ""
