@@ -538,6 +538,45 @@ def test_a_crash_after_the_kafka_commit_before_the_position_write_sends_nothing_
     assert sorted(ids) == sorted(str(r) for r in [*runs, more])
 
 
+def test_a_position_write_that_fails_after_the_kafka_commit_is_not_followed_by_a_resend(
+    relay_apps: CommandApplications,
+    relay_factory: Callable[..., OutboxRelay],
+    relay_settings: OmiumSettings,
+    relay_schema: str,
+    topic_reader: Reader,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same relay process carries on: it takes its positions from Kafka's record, not again."""
+    runs = [run_command(relay_apps) for _ in range(3)]
+    real_commit = PostgresRelayStore.commit
+    failed: list[int] = []
+
+    def fail_first(self: PostgresRelayStore, positions: Any, heads: Any) -> None:
+        if not failed:
+            failed.append(len(positions))
+            raise RelayStoreError("PostgreSQL went away after the Kafka commit (simulated)")
+        real_commit(self, positions, heads)
+
+    monkeypatch.setattr(PostgresRelayStore, "commit", fail_first)
+    relay = relay_factory(poll_interval_s=0.1)
+    runner = threading.Thread(target=relay.run, daemon=True)
+    runner.start()
+    try:
+        # The failed batch's positions reach PostgreSQL from its record on Kafka.
+        wait_for(
+            lambda: bool(failed) and _position(relay_settings, relay_schema, "Executions") > 0, 20
+        )
+        more = run_command(relay_apps)
+        wait_for(lambda: relay.progress.relayed >= 1, 20)
+    finally:
+        relay.stop()
+        runner.join(timeout=10)
+
+    ids = [e["aggregate_id"] for e in decode_all(topic_reader(["executions"]))]
+    assert sorted(ids) == sorted(str(r) for r in [*runs, more])  # each exactly once
+    assert relay.progress.relayed == 1  # the first batch was recorded, not counted or resent
+
+
 def test_batches_end_at_the_byte_budget_and_nothing_is_skipped(
     relay_apps: CommandApplications, relay_factory: Callable[..., OutboxRelay], topic_reader: Reader
 ) -> None:

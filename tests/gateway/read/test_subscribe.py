@@ -188,6 +188,37 @@ def test_websocket_takes_a_browsers_credential_from_its_subprotocols(
     assert first["execution_id"] == later.aggregate_id
 
 
+def test_websocket_takes_an_api_key_from_its_subprotocols_until_it_is_revoked(
+    live_model: LiveModel,
+    ws_client_factory: Callable[[], TestClient],
+    token_factory: Callable[..., str],
+    tenant_factory: Callable[[], str],
+) -> None:
+    """``omium.apikey.<key>`` works like ``X-API-Key``: its tenant's events; revoked, 4401."""
+    tenant = tenant_factory()
+    admin = {"Authorization": f"Bearer {token_factory(tenant=tenant, roles=['admin'])}"}
+    client = ws_client_factory()
+    created = client.post(
+        "/api/v1/api-keys", json={"name": "dashboard", "role": "viewer"}, headers=admin
+    ).json()
+    offered = ["omium.v1", f"omium.apikey.{created['key']}"]
+    with client.websocket_connect("/api/v1/events/ws", subprotocols=offered) as ws:
+        assert ws.accepted_subprotocol == "omium.v1"
+        mine = run_of(tenant, steps=[("a", "x", True)])
+        live_model.project([*run_of(tenant_factory()).events, *mine.events])
+        got = [ws.receive_json() for _ in range(len(mine.events))]
+    assert [m["event_id"] for m in got] == [str(e["event_id"]) for e in mine.events]
+
+    revoked = client.delete(f"/api/v1/api-keys/{created['key_id']}", headers=admin)
+    assert revoked.status_code == 204
+    with (
+        client.websocket_connect("/api/v1/events/ws", subprotocols=offered) as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        ws.receive_json()
+    assert closed.value.code == 4401
+
+
 def test_websocket_refuses_bad_expired_or_doubled_subprotocol_credentials(
     live_model: LiveModel,
     ws_client_factory: Callable[[], TestClient],
