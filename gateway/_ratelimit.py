@@ -16,9 +16,9 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
-from redis.retry import Retry
 
 from omium.gateway._principal import Principal
 from omium.gateway.errors import RateLimitedError, RateLimiterUnavailableError
@@ -154,14 +154,22 @@ class RedisRateLimiter:
 
     @classmethod
     def from_url(cls, url: str, settings: RateLimitSettings) -> RedisRateLimiter:
-        """A limiter on its own client with short timeouts and no retries (fail fast, closed)."""
-        client = aioredis.from_url(
+        """A limiter on its own client with short timeouts and no retries (fail fast, closed).
+
+        The pool is bounded and blocking: under a burst, a request waits (up to the same short
+        timeout) for one of its connections instead of being refused at once as if Redis were
+        down, which an unbounded-looking pool of redis-py 8 (100 connections, then
+        ``MaxConnectionsError``) did at about 100 requests in flight.
+        """
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=settings.redis_max_connections,
+            timeout=settings.redis_timeout_s,
             socket_timeout=settings.redis_timeout_s,
             socket_connect_timeout=settings.redis_timeout_s,
             retry=Retry(NoBackoff(), 0),
         )
-        return cls(client, settings)
+        return cls(aioredis.Redis(connection_pool=pool), settings)
 
     async def acquire(self, principal: Principal, *, cost: int = 1) -> RateDecision:
         """Take tokens from the principal's buckets in one atomic script run."""

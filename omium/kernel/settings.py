@@ -205,6 +205,8 @@ class RateLimitSettings(BaseModel):
     key_prefix: str = "omium:ratelimit"
     # Short on purpose: a slow Redis must not hold requests; the gateway fails closed instead.
     redis_timeout_s: float = Field(default=0.5, gt=0)
+    # Requests in flight beyond this wait (up to redis_timeout_s) for a connection of the limiter.
+    redis_max_connections: int = Field(default=64, ge=1, le=10_000)
 
 
 class GatewaySettings(BaseModel):

@@ -253,6 +253,28 @@ async def test_redis_buckets_are_atomic_under_concurrency(
 
 
 @pytest.mark.integration
+async def test_more_requests_in_flight_than_connections_wait_for_one_instead_of_failing(
+    redis_limiter_factory: Callable[[RateLimitSettings], RedisRateLimiter],
+    tenant_factory: Callable[[], str],
+) -> None:
+    """Five connections, 200 decisions at once: every one is made (none "Redis unavailable")."""
+    limiter = redis_limiter_factory(
+        limits(tenant=(100, 0.001), redis_max_connections=5, redis_timeout_s=5.0)
+    )
+    tenant = tenant_factory()
+
+    async def attempt() -> str:
+        try:
+            await limiter.acquire(user(tenant))
+        except RateLimitedError:
+            return "limited"
+        return "allowed"
+
+    results = await asyncio.gather(*(attempt() for _ in range(200)))
+    assert (results.count("allowed"), results.count("limited")) == (100, 100)
+
+
+@pytest.mark.integration
 async def test_redis_key_and_tenant_buckets_all_or_nothing(
     redis_limiter_factory: Callable[[RateLimitSettings], RedisRateLimiter],
     tenant_factory: Callable[[], str],
