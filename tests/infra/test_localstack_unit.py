@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -79,12 +80,17 @@ def _properties(path: Path) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
+def is_kafka_uuid(cluster_id: str) -> bool:
+    """22 URL-safe base64 characters of 16 bytes, not starting with ``-`` (Kafka's ``Uuid``)."""
+    if len(cluster_id) != 22 or cluster_id.startswith("-"):
+        return False
+    return len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+
 def test_cluster_id_is_a_kafka_uuid() -> None:
     for _ in range(50):
         cluster_id = new_cluster_id()
-        assert len(cluster_id) == 22
-        assert not cluster_id.startswith("-")
-        assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+        assert is_kafka_uuid(cluster_id), cluster_id
 
 
 def test_kafka_config_is_single_node_kraft(isolated: OmiumSettings) -> None:
@@ -281,18 +287,10 @@ def test_the_ha_profile_renders_three_nodes_of_one_cluster(isolated: OmiumSettin
 
 def test_ha_nodes_preparing_at_once_all_read_one_whole_cluster_id(isolated: OmiumSettings) -> None:
     """CI once formatted a node with an id read half-written: its peers refused its votes."""
-    from concurrent.futures import ThreadPoolExecutor
-
     stack = LocalStack(isolated)
     nodes = [stack.component(f"kafka-ha-{n}") for n in (1, 2, 3)] * 20
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         ids = list(pool.map(lambda node: node.cluster_id(), nodes))
 
-    assert len(set(ids)) == 1 and ids[0] == new_cluster_id_shape(ids[0])
+    assert len(set(ids)) == 1 and is_kafka_uuid(ids[0]), set(ids)
     assert sorted(p.name for p in (stack.paths.root / "kafka-ha").iterdir()) == ["cluster.id"]
-
-
-def new_cluster_id_shape(cluster_id: str) -> str:
-    """``cluster_id`` when it is a Kafka UUID (22 URL-safe base64 characters), else ``""``."""
-    decoded = base64.urlsafe_b64decode(cluster_id + "==") if len(cluster_id) == 22 else b""
-    return cluster_id if len(decoded) == 16 else ""
