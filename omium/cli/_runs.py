@@ -51,6 +51,9 @@ runs_app = typer.Typer(
 app.add_typer(runs_app)
 
 RunArgument = Annotated[str, typer.Argument(help="The run's execution id.")]
+PendingStepArgument = Annotated[
+    str | None, typer.Argument(help="The gated step (default: the run's only pending approval).")
+]
 ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (recorded with it).")]
 CommentOption = Annotated[
     str | None, typer.Option("--comment", help="A comment recorded with the decision.")
@@ -391,10 +394,7 @@ def rollback(
 @runs_app.command("approve")
 def approve(
     run: RunArgument,
-    step: Annotated[
-        str | None,
-        typer.Argument(help="The gated step (default: the run's only pending approval)."),
-    ] = None,
+    step: PendingStepArgument = None,
     comment: CommentOption = None,
     profile: ProfileOption = None,
     config: ConfigOption = None,
@@ -412,10 +412,7 @@ def approve(
 @runs_app.command("reject")
 def reject(
     run: RunArgument,
-    step: Annotated[
-        str | None,
-        typer.Argument(help="The gated step (default: the run's only pending approval)."),
-    ] = None,
+    step: PendingStepArgument = None,
     comment: CommentOption = None,
     profile: ProfileOption = None,
     config: ConfigOption = None,
