@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import signal
 import socket
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -224,6 +226,47 @@ def test_failed_start_names_component_and_log(isolated: OmiumSettings) -> None:
     assert "crashing config is broken" in error.log_tail
     assert str(error.log_path) in str(error)
     assert not stack.paths.pid("crashing").exists()
+
+
+class _Flapping(_Crashing):
+    """A server that answers, then briefly does not (a new broker in its peers' metadata first)."""
+
+    name = "flapping"
+    marker = "flapping"
+
+    def __init__(self, answers: list[str | None], *args: Any) -> None:
+        super().__init__(*args)
+        self.answers = answers
+
+    def prepare(self) -> Launch:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return Launch(cmd=["sh", "-c", "echo flapping; exec sleep 30"], cwd=self.home)
+
+    def probe(self, timeout_s: float) -> str | None:
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+@pytest.mark.parametrize(
+    ("answers", "started"),
+    [
+        ([None, "node 2 is not among the cluster's brokers yet", None], True),
+        ([None, "no metadata"], False),
+    ],
+)
+def test_a_started_server_is_usable_once_a_check_after_start_passes(
+    isolated: OmiumSettings, answers: list[str | None], started: bool
+) -> None:
+    stack = LocalStack(isolated)
+    stack.paths.ensure()
+    component = _Flapping(answers, isolated, stack.paths, None)
+    try:
+        if started:
+            assert stack._start(component).action == "started"
+        else:
+            with pytest.raises(ComponentStartError, match=r"started but not usable.*no metadata"):
+                stack._start(component)
+    finally:
+        stop(int(stack.paths.pid("flapping").read_text().split()[0]), "sleep", signal.SIGKILL, 5)
 
 
 def test_up_refuses_a_port_taken_by_someone_else(isolated: OmiumSettings) -> None:
