@@ -266,7 +266,9 @@ def test_a_started_server_is_usable_once_a_check_after_start_passes(
             with pytest.raises(ComponentStartError, match=r"started but not usable.*no metadata"):
                 stack._start(component)
     finally:
-        stop(int(stack.paths.pid("flapping").read_text().split()[0]), "sleep", signal.SIGKILL, 5)
+        pid = read_pid(stack.paths.pid("flapping"))
+        assert pid is not None, "the server is left running with its pid file"
+        stop(pid, "sleep", signal.SIGKILL, 5)
 
 
 def test_up_refuses_a_port_taken_by_someone_else(isolated: OmiumSettings) -> None:
