@@ -55,20 +55,6 @@ class KafkaAuditSink(BaseAuditSink):
         # (the default 5 ms linger was most of a command's latency, bench.command_latency).
         return cls(EventProducer(settings.kafka, serde, **{"linger.ms": 0}), serde)
 
-    def event_for(self, entry: AuditEntry) -> dict[str, Any]:
-        """The ``CommandRecorded`` event of an entry."""
-        return new_event(
-            EVENT_TYPE,
-            tenant_id=entry.principal.tenant_id,
-            aggregate_id=uuid.uuid4(),
-            aggregate_version=1,
-            prev_hash=GENESIS_HASH,
-            payload=audit_payload(entry),
-            correlation_id=entry.request_id,
-            occurred_at=entry.occurred_at,
-            catalog=self._serde.catalog,
-        )
-
     async def _write(self, entry: AuditEntry) -> None:
         loop = asyncio.get_running_loop()
         acknowledged: asyncio.Future[None] = loop.create_future()
@@ -76,7 +62,7 @@ class KafkaAuditSink(BaseAuditSink):
         def delivered(error: KafkaError | None, message: Message) -> None:
             loop.call_soon_threadsafe(_settle, acknowledged, error)
 
-        self._publish(self.event_for(entry), entry.target, delivered)
+        self._publish(command_recorded(entry, self._serde.catalog), entry.target, delivered)
         try:
             await asyncio.wait_for(acknowledged, self._flush_timeout_s)
         except TimeoutError:
@@ -103,6 +89,21 @@ class KafkaAuditSink(BaseAuditSink):
         self._closing.set()
         await asyncio.to_thread(self._poller.join)
         await asyncio.to_thread(self._producer.close, self._flush_timeout_s)
+
+
+def command_recorded(entry: AuditEntry, catalog: SchemaCatalog) -> dict[str, Any]:
+    """The ``CommandRecorded`` event of an entry: a one-event history of its own."""
+    return new_event(
+        EVENT_TYPE,
+        tenant_id=entry.principal.tenant_id,
+        aggregate_id=uuid.uuid4(),
+        aggregate_version=1,
+        prev_hash=GENESIS_HASH,
+        payload=audit_payload(entry),
+        correlation_id=entry.request_id,
+        occurred_at=entry.occurred_at,
+        catalog=catalog,
+    )
 
 
 def _settle(acknowledged: asyncio.Future[None], error: KafkaError | None) -> None:
