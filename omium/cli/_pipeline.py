@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from functools import partial
@@ -20,12 +19,10 @@ from types import TracebackType
 from typing import Self
 
 import structlog
-from confluent_kafka.admin import AdminClient
 
 from omium.cli._health import ProjectionBeat, RelayBeat, beacon
 from omium.commands import CommandApplications, event_store_env
 from omium.commands.relay import OutboxRelay, RelayOptions
-from omium.kernel.kafka import TopicError, TopicSpec, ensure_topics
 from omium.kernel.serde import AvroSerde, SchemaCatalog
 from omium.kernel.settings import OmiumSettings
 from omium.sdk.providers import LLMProvider
@@ -168,7 +165,6 @@ class Pipeline:
             )
             runtime = StreamRuntime(processor, config, serde=serde)
         runtime.health = beacon(self.settings, "processor", part, instance_id=self._instance)
-        prepare_internal_topics(runtime)
         return lambda: runtime.run(self._stop)
 
     def _processor(self, part: str, apps: CommandApplications, serde: AvroSerde) -> Processor:
@@ -228,47 +224,3 @@ class Pipeline:
         """
         for part, error in self.errors.items():
             raise RuntimeError(f"{part} stopped: {type(error).__name__}: {error}") from error
-
-
-def prepare_internal_topics(runtime: StreamRuntime, *, timeout_s: float = 30.0) -> None:
-    """Create a processor's changelog and internal topics, and wait until they are served.
-
-    The runtime creates them itself, but restores a partition's state as soon as it is assigned;
-    right after creating a topic the broker may not serve its partitions yet ("unknown
-    partition"), which stops the processor on its very first start. Creating them here first and
-    waiting for their metadata avoids that.
-    """
-    config, processor = runtime.config, runtime.processor
-    kafka = config.kafka
-    changelogs = [config.internal_topic(f"{table}-changelog") for table in processor.tables]
-    internal = [config.internal_topic(suffix) for suffix in processor.internal_inputs()]
-    specs = [
-        TopicSpec(
-            name=name,
-            partitions=kafka.partitions,
-            replication_factor=kafka.replication_factor,
-            config={
-                "cleanup.policy": "compact" if name in changelogs else "delete",
-                "min.insync.replicas": str(min(2, kafka.replication_factor)),
-            },
-        )
-        for name in changelogs + internal
-    ]
-    if not specs:
-        return
-    ensure_topics(kafka, specs=specs)
-    # Quiet: an admin client closed with a metadata request in flight logs it at info level.
-    admin = AdminClient({**kafka.client_config(), "log_level": 3})
-    deadline = time.monotonic() + timeout_s
-    for spec in specs:
-        while not _served(admin, spec.name, spec.partitions):
-            if time.monotonic() > deadline:
-                raise TopicError(f"topic {spec.name} is not served after {timeout_s}s")
-            time.sleep(0.2)
-
-
-def _served(admin: AdminClient, name: str, partitions: int) -> bool:
-    topic = admin.list_topics(topic=name, timeout=10).topics.get(name)
-    if topic is None or topic.error is not None or len(topic.partitions) < partitions:
-        return False
-    return all(p.leader >= 0 and p.error is None for p in topic.partitions.values())

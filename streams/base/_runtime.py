@@ -41,6 +41,7 @@ from confluent_kafka import (
 from omium.kernel.errors import OmiumError, PersistenceError
 from omium.kernel.health import HealthBeacon, consumer_lag
 from omium.kernel.kafka import (
+    METADATA_REFRESH_MS,
     DeadLetter,
     DeadlineCalls,
     TopicSpec,
@@ -569,6 +570,7 @@ class StreamRuntime:
             "partition.assignment.strategy": "range",
             "session.timeout.ms": self.config.session_timeout_ms,
             "heartbeat.interval.ms": max(500, self.config.session_timeout_ms // 5),
+            "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
         }
 
     def _check_fatal(self, error: KafkaError) -> None:

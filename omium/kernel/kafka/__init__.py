@@ -2,6 +2,7 @@
 
 from omium.kernel.kafka._codec import EventCodec
 from omium.kernel.kafka._consumer import (
+    METADATA_REFRESH_MS,
     ConsumedEvent,
     EventConsumer,
     EventHandler,
@@ -51,6 +52,7 @@ __all__ = [
     "DeadlineCalls",
     "TransactionStalledError",
     # consuming
+    "METADATA_REFRESH_MS",
     "ConsumedEvent",
     "EventConsumer",
     "EventHandler",

@@ -47,6 +47,13 @@ def poll_batch(consumer: Consumer, max_messages: int, timeout_s: float) -> list[
     return [first, *consumer.consume(max_messages - 1, 0)]
 
 
+# How often a group member refreshes its metadata (librdkafka's default: 5 minutes). A topic it
+# subscribed to before its broker listed it joins the assignment only at a refresh; a run then
+# waited minutes for its first step (a stream processor's internal topic, created a moment
+# before on a three-broker cluster). A metadata request every 10 s costs nothing next to that.
+METADATA_REFRESH_MS = 10_000
+
+
 def consumer_config(kafka: KafkaSettings, group_id: str, **overrides: Any) -> dict[str, Any]:
     """librdkafka settings: offsets are committed by hand, only after work is done."""
     config: dict[str, Any] = {
@@ -58,6 +65,7 @@ def consumer_config(kafka: KafkaSettings, group_id: str, **overrides: Any) -> di
         "auto.offset.reset": "earliest",
         # Only read what committed transactions wrote (the stream processors are transactional).
         "isolation.level": "read_committed",
+        "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
     }
     config.update(overrides)
     return config

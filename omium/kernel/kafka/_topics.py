@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -92,15 +93,18 @@ def admin_client(kafka: KafkaSettings, errors: list[KafkaError] | None = None) -
 def ensure_topics(
     kafka: KafkaSettings, *, specs: list[TopicSpec] | None = None, timeout_s: float = 30.0
 ) -> list[str]:
-    """Create the topics that don't exist yet; return the names created.
+    """Create the topics that don't exist yet, wait until every one is served; the names created.
 
     Existing topics are left as they are (their partition count is never shrunk or grown here).
+    "Served" means listed with every partition led: a consumer that subscribes to a topic its
+    broker does not list yet leaves it out of its assignment until its next metadata refresh
+    (minutes by default), so a process that creates its own topics must not subscribe before.
     """
     errors: list[KafkaError] = []
     admin = admin_client(kafka, errors)
     wanted = specs if specs is not None else topic_specs(kafka)
     try:
-        existing = set(admin.list_topics(timeout=timeout_s).topics)
+        listed = admin.list_topics(timeout=timeout_s).topics
     except KafkaException as exc:
         # A refused login (wrong SASL password, untrusted certificate) says why in error_cb.
         admin.poll(0)  # serves error_cb
@@ -108,9 +112,13 @@ def ensure_topics(
         why = next((e for e in reversed(errors) if e.code() != failed), None)
         detail = f" ({why.str()})" if why is not None else ""
         raise TopicError(f"cannot list topics on {kafka.bootstrap_servers}: {exc}{detail}") from exc
-    missing = [spec for spec in wanted if spec.name not in existing]
-    if not missing:
-        return []
+    missing = [spec for spec in wanted if spec.name not in listed]
+    created = _create(admin, missing, timeout_s) if missing else []
+    _wait_served(admin, wanted, listed, timeout_s)
+    return created
+
+
+def _create(admin: AdminClient, specs: list[TopicSpec], timeout_s: float) -> list[str]:
     futures = admin.create_topics(
         [
             NewTopic(
@@ -119,7 +127,7 @@ def ensure_topics(
                 replication_factor=spec.replication_factor,
                 config=spec.config,
             )
-            for spec in missing
+            for spec in specs
         ],
         operation_timeout=timeout_s,
         request_timeout=timeout_s,
@@ -134,6 +142,33 @@ def ensure_topics(
                 continue  # another process won the race; that is fine
             raise TopicError(f"cannot create topic {name}: {exc}") from exc
     return created
+
+
+def _wait_served(
+    admin: AdminClient, specs: list[TopicSpec], listed: dict[str, Any], timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        waiting = [spec.name for spec in specs if not _served(listed.get(spec.name))]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise TopicError(f"topics not served after {timeout_s:.0f}s: {', '.join(waiting)}")
+        time.sleep(0.2)
+        try:
+            listed = admin.list_topics(timeout=10).topics
+        except KafkaException:
+            continue  # a broker going away while it answered; ask again until the deadline
+
+
+def _served(topic: Any) -> bool:
+    """Whether a listed topic (``TopicMetadata`` or ``None``) has every partition led.
+
+    Its partition count is not compared with the spec: an existing topic keeps its own.
+    """
+    if topic is None or topic.error is not None or not topic.partitions:
+        return False
+    return all(p.leader >= 0 and p.error is None for p in topic.partitions.values())
 
 
 @dataclass(frozen=True)
