@@ -77,15 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     if stack.reap_orphans():
         console.print("[dim]stopped Omium processes a previous run left behind[/]")
     began = time.monotonic()
-    with console.status(
-        "Starting the runner's stack (3 brokers, PostgreSQL, Redis, OpenSearch, moto)"
-    ):
-        stack.up()
-        from omium.kernel.kafka import ensure_topics
+    try:  # a stack that started only in part is stopped too: its ports would fail the next run
+        with console.status(
+            "Starting the runner's stack (3 brokers, PostgreSQL, Redis, OpenSearch, moto)"
+        ):
+            stack.up()
+            from omium.kernel.kafka import ensure_topics
 
-        ensure_topics(stack.settings.kafka, timeout_s=60)
-    console.print(f"Stack up in {time.monotonic() - began:.0f} s: {stack.data_dir}")
-    try:
+            ensure_topics(stack.settings.kafka, timeout_s=60)
+        console.print(f"Stack up in {time.monotonic() - began:.0f} s: {stack.data_dir}")
         document = _run(stack, faults, args)
     finally:
         with console.status("Stopping the Omium processes"):
@@ -175,7 +175,11 @@ def _run(stack: ChaosStack, faults: list[str], args: argparse.Namespace) -> dict
     )
     began = time.monotonic()
     if injector.canary() is None:
-        raise RuntimeError("the canary does not go through before any fault")
+        raise RuntimeError(
+            "the canary does not go through before any fault; last read: "
+            f"{injector.last_canary or 'no run or round accepted by the gateway'}; "
+            f"logs in {stack.logs}"
+        )
     canary_s = time.monotonic() - began
     console.print(f"Tenant {tenant}; a canary takes {canary_s:.1f} s without faults.")
     injections: list[Injection] = []

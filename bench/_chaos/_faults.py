@@ -85,6 +85,8 @@ class Faults:
         self.restart_delay_s, self.outage_s = restart_delay_s, outage_s
         self.canary_timeout_s = canary_timeout_s
         self._turn: dict[str, int] = {}
+        self.last_canary: dict[str, Any] = {}
+        """What the last canary's checks read (run, round and each read model's status)."""
         self.kinds: dict[str, Callable[[Injection], None]] = {
             **{f"kill-{kind}": self._killer(kind) for kind in KINDS},
             "kill-broker": self._kill_broker,
@@ -190,12 +192,25 @@ class Faults:
         rm = f"{self.stack.settings.kafka.topic_prefix}_rm"
         while time.monotonic() < deadline:
             self.stack.check_alive()
-            if (
-                self._pg_status(rm, "executions", "execution_id", run) == "completed"
-                and self._pg_status(rm, "consensus_rounds", "round_id", round_id) == "reached"
-                and self._redis_status(run) == "completed"
-                and self._audited(key)
-            ):
+            # Every read is taken each time (no short-circuit), so a canary that never goes
+            # through says which read model it was waiting for.
+            self.last_canary = {
+                "run": run,
+                "round": round_id,
+                "run in PostgreSQL": self._pg_status(rm, "executions", "execution_id", run),
+                "round in PostgreSQL": self._pg_status(
+                    rm, "consensus_rounds", "round_id", round_id
+                ),
+                "run in Redis": self._redis_status(run),
+                "start audited in OpenSearch": self._audited(key),
+            }
+            if self.last_canary == {
+                **self.last_canary,
+                "run in PostgreSQL": "completed",
+                "round in PostgreSQL": "reached",
+                "run in Redis": "completed",
+                "start audited in OpenSearch": True,
+            }:
                 return True
             time.sleep(0.25)
         return False
