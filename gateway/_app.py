@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 
 import omium
 from omium.commands import EVENT_STORE_SCHEMA
+from omium.gateway._admission import AdmissionMiddleware
 from omium.gateway._audit import AuditMiddleware
 from omium.gateway._jwt import TokenVerifier
 from omium.gateway._limits import BodyGuardMiddleware
@@ -74,7 +75,8 @@ def create_app(
     install_problem_handlers(app, table=table, type_base=type_base)
     _mount_routes(app, discover_routers() if routers is None else routers)
     mount_ui(app, settings)
-    # Added innermost first: Observe wraps BodyGuard, which wraps Audit.
+    # Added innermost first: Observe wraps Admission (sheds before anything reads the body),
+    # which wraps BodyGuard, which wraps Audit.
     app.add_middleware(AuditMiddleware)
     app.add_middleware(
         BodyGuardMiddleware,
@@ -82,6 +84,13 @@ def create_app(
         max_header_bytes=settings.gateway.max_header_bytes,
         max_headers=settings.gateway.max_headers,
         max_json_depth=settings.gateway.max_json_depth,
+        table=table,
+        type_base=type_base,
+    )
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=settings.gateway.max_commands_in_flight,
+        metrics=app.state.metrics,
         table=table,
         type_base=type_base,
     )

@@ -7,7 +7,7 @@ import time
 import uuid
 
 from fastapi.routing import iter_route_contexts
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,6 +37,16 @@ class GatewayMetrics:
             "omium_gateway_request_duration_seconds",
             "Time to answer an HTTP request.",
             ["method", "route"],
+            registry=self.registry,
+        )
+        self.commands_in_flight = Gauge(
+            "omium_gateway_commands_in_flight",
+            "Commands (POST, PUT, PATCH, DELETE) this process is handling now.",
+            registry=self.registry,
+        )
+        self.commands_shed = Counter(
+            "omium_gateway_commands_shed_total",
+            "Commands refused with 503 overloaded: max_commands_in_flight were in flight.",
             registry=self.registry,
         )
         self.audit_failures = Counter(

@@ -232,6 +232,10 @@ _TYPE_ENTRIES: list[tuple[ErrorKey, ProblemSpec]] = [
         ),
     ),
     (
+        gw.GatewayOverloadedError,
+        _spec(503, "overloaded", "Gateway overloaded", "limit", headers=_retry_soon),
+    ),
+    (
         gw.DependencyUnavailableError,
         _spec(503, "not-ready", "Service not ready", "checks", headers=_retry_soon),
     ),

@@ -145,6 +145,18 @@ class RateLimiterUnavailableError(GatewayError):
         )
 
 
+class GatewayOverloadedError(GatewayError):
+    """This gateway process holds as many commands as it may at once (HTTP 503, retry soon).
+
+    Attributes:
+        limit: Commands in flight at most per gateway process (``max_commands_in_flight``).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the gateway is handling {limit} commands already; retry in a moment")
+
+
 class DependencyUnavailableError(GatewayError):
     """A backing service the request needs is down (HTTP 503).
 

@@ -223,6 +223,10 @@ class GatewaySettings(BaseModel):
     max_header_bytes: int = Field(default=16 * 1024, gt=0)
     max_headers: int = Field(default=100, gt=0)
     max_json_depth: int = Field(default=64, gt=0)
+    # Commands (POST, PUT, PATCH, DELETE) one gateway process handles at once; beyond, 503
+    # "overloaded" with Retry-After: 1 (the SDK retries it). 0: no limit. One process writes
+    # ~50 commands/s, so 32 in flight wait well under a second.
+    max_commands_in_flight: int = Field(default=32, ge=0)
     # Each dependency checked by ``/ready`` gets this long before it counts as down.
     ready_timeout_s: float = Field(default=2.0, gt=0)
     # When set, ``/metrics`` needs ``Authorization: Bearer <metrics_token>``; else it is open.
