@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -44,7 +45,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,6 +71,9 @@ OMIUM = Path(sys.executable).with_name("omium")
 TENANT = "bench"
 GOAL_P99_MS = 100.0
 TARGET_RATE = 200.0
+# The load: this many HTTP clients of this many connections each (512 in all), used in turn.
+CLIENTS = 16
+CONNECTIONS_PER_CLIENT = 32
 # A row's started_at is the event's occurred_at, taken in the gateway after the request was
 # sent; the margin only covers rounding, so the poll's window never starts after a row's time.
 WINDOW_MARGIN_S = 0.1
@@ -198,11 +202,12 @@ class ReadModelWatch:
 
     def _run(self) -> None:
         with psycopg.connect(self._dsn, autocommit=True) as conn:
+            query = self._query.as_string(conn)  # composed once, not at every poll
             while not self._done.is_set():
                 since = datetime.fromtimestamp(self._window_start(), UTC)
                 sent = time.time()
                 try:
-                    rows = conn.execute(self._query, (TENANT, since, self._topic)).fetchall()
+                    rows = conn.execute(query, (TENANT, since, self._topic)).fetchall()
                 except psycopg.errors.UndefinedTable:  # the projection has not migrated yet
                     rows = []
                 answered = time.time()
@@ -303,9 +308,16 @@ async def _send(client: httpx.AsyncClient, workflow_id: str, command: Command) -
 
 
 async def drive(
-    client: httpx.AsyncClient, workflow_id: str, rate: float, duration_s: float, into: list[Command]
+    clients: Sequence[httpx.AsyncClient],
+    workflow_id: str,
+    rate: float,
+    duration_s: float,
+    into: list[Command],
 ) -> list[Command]:
-    """Send start-run commands at ``rate``/s for ``duration_s`` (open loop); wait for answers."""
+    """Send start-run commands at ``rate``/s for ``duration_s`` (open loop); wait for answers.
+
+    Commands take the clients in turn (see ``load`` for why there are several).
+    """
     count = max(1, round(rate * duration_s))
     started = time.time()
     batch, tasks = [], []
@@ -316,6 +328,7 @@ async def drive(
             await asyncio.sleep(delay)
         into.append(command)
         batch.append(command)
+        client = clients[index % len(clients)]
         tasks.append(asyncio.create_task(_send(client, workflow_id, command)))
     await asyncio.gather(*tasks)
     return batch
@@ -346,20 +359,30 @@ async def load(
     Every command is appended to ``commands``, the list ``watch`` follows.
     """
     token = mint_token(settings, subject="bench", tenant_id=TENANT, roles=["developer"])
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(
-        base_url=f"{url}/api/v1", headers=headers, limits=limits, timeout=30
-    ) as client:
-        workflow_id = await register_workflow(client)
-        probe = await drive(client, workflow_id, 1, 1, commands)
+    # Several small pools, not one of 512 connections: httpcore looks at every connection of
+    # its pool for each request, and with one big pool that scan was 45% of this process's
+    # CPU (py-spy); the load generator then saturated its core at ~50 commands/s while the
+    # gateway used a third of one (docs/benchmarks.md).
+    limits = httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=f"{url}/api/v1", headers=headers, limits=limits, timeout=30
+                )
+            )
+            for _ in range(CLIENTS)
+        ]
+        workflow_id = await register_workflow(clients[0])
+        probe = await drive(clients, workflow_id, 1, 1, commands)
         if not await asyncio.to_thread(watch.wait_for, probe, 180):
             raise RuntimeError("the probe's run never showed in the read model (see the logs)")
-        warmup = await drive(client, workflow_id, args.rate, args.warmup, commands)
+        warmup = await drive(clients, workflow_id, args.rate, args.warmup, commands)
         if not await asyncio.to_thread(watch.wait_for, warmup, 120):
             raise RuntimeError("the warm-up's runs did not all show in the read model")
         console.print(f"measuring: {args.rate} commands/s for {args.duration} s")
-        measured = await drive(client, workflow_id, args.rate, args.duration, commands)
+        measured = await drive(clients, workflow_id, args.rate, args.duration, commands)
         if not await asyncio.to_thread(watch.wait_for, measured, 120):
             console.print("[yellow]some runs were not visible 120 s after the last answer[/]")
     return measured
@@ -511,7 +534,8 @@ def document(
             "path": "gateway (uvicorn, 1 worker; JWT, Redis rate limiter on an unmetered tier, "
             "PostgreSQL event store, audit acknowledged by Kafka) -> omium relay -> Kafka "
             "(read-committed) -> omium project postgres -> read model",
-            "load": "open loop, httpx.AsyncClient on the same machine",
+            "load": f"open loop, {CLIENTS} httpx.AsyncClient of {CONNECTIONS_PER_CLIENT} "
+            "connections each, used in turn, on the same machine",
             "offered_commands_per_s": args.rate,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
