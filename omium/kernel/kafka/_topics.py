@@ -93,7 +93,7 @@ def admin_client(kafka: KafkaSettings, errors: list[KafkaError] | None = None) -
 def ensure_topics(
     kafka: KafkaSettings, *, specs: list[TopicSpec] | None = None, timeout_s: float = 30.0
 ) -> list[str]:
-    """Create the topics that don't exist yet, wait until every one is served; the names created.
+    """Create the topics that don't exist yet and wait until they are served; the names created.
 
     Existing topics are left as they are (their partition count is never shrunk or grown here).
     "Served" means listed with every partition led: a consumer that subscribes to a topic its
@@ -113,8 +113,12 @@ def ensure_topics(
         detail = f" ({why.str()})" if why is not None else ""
         raise TopicError(f"cannot list topics on {kafka.bootstrap_servers}: {exc}{detail}") from exc
     missing = [spec for spec in wanted if spec.name not in listed]
-    created = _create(admin, missing, timeout_s) if missing else []
-    _wait_served(admin, wanted, listed, timeout_s)
+    if not missing:
+        # Listed already: served, or a partition is offline (its broker down), which a consumer
+        # rides out on its own; starting is not held up for it.
+        return []
+    created = _create(admin, missing, timeout_s)
+    _wait_served(admin, missing, timeout_s)
     return created
 
 
@@ -144,21 +148,19 @@ def _create(admin: AdminClient, specs: list[TopicSpec], timeout_s: float) -> lis
     return created
 
 
-def _wait_served(
-    admin: AdminClient, specs: list[TopicSpec], listed: dict[str, Any], timeout_s: float
-) -> None:
+def _wait_served(admin: AdminClient, specs: list[TopicSpec], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
+        try:
+            listed = admin.list_topics(timeout=10).topics
+        except KafkaException:
+            listed = {}  # a broker going away while it answered; ask again until the deadline
         waiting = [spec.name for spec in specs if not _served(listed.get(spec.name))]
         if not waiting:
             return
         if time.monotonic() > deadline:
             raise TopicError(f"topics not served after {timeout_s:.0f}s: {', '.join(waiting)}")
-        time.sleep(0.2)
-        try:
-            listed = admin.list_topics(timeout=10).topics
-        except KafkaException:
-            continue  # a broker going away while it answered; ask again until the deadline
+        time.sleep(0.1)
 
 
 def _served(topic: Any) -> bool:
