@@ -62,6 +62,7 @@ class ReadStores:
                 decode_responses=True,
                 socket_timeout=30,
                 socket_connect_timeout=5,
+                max_connections=self.settings.redis.max_connections,
             )
         return self._redis
 

@@ -105,6 +105,10 @@ class RedisSettings(BaseModel):
     """Live state, rate limits and fan-out."""
 
     url: str = "redis://127.0.0.1:6380/0"
+    # Connections the gateway's read-model client may open (per process). A live subscriber
+    # (SSE for a run, WebSocket for a tenant) holds one while it blocks in XREAD, so this caps
+    # the subscribers per gateway process; redis-py's own default, 100, refused the 101st.
+    max_connections: int = Field(default=1000, ge=1, le=100_000)
 
 
 class OpenSearchSettings(BaseModel):

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from omium.kernel.settings import OmiumSettings
 from omium.projections import ReadStores
 from tests.gateway.read.conftest import LiveModel, ReadModel
 from tests.projections.helpers import run_of
@@ -350,3 +351,20 @@ def test_websocket_with_a_cursor_of_a_replaced_model_gets_resync_then_new_events
     assert resync["cursor"].startswith("1:")
     assert [m["event_id"] for m in got] == [str(e["event_id"]) for e in second.events]
     assert all(m["cursor"].startswith("1:") for m in got)
+
+
+@pytest.mark.anyio
+async def test_more_subscribers_than_redis_py_default_pool_wait_together(
+    live_redis: OmiumSettings,
+) -> None:
+    # Each live subscriber holds a connection while it blocks in XREAD; redis-py's default
+    # pool (100) refused the 101st with "Too many connections".
+    stores = ReadStores(live_redis)
+    client = stores.redis()
+    stream = f"test-subscribers-{time.time_ns()}"
+    try:
+        waits = [client.xread({stream: "$"}, count=1, block=1500) for _ in range(150)]
+        answers = await asyncio.gather(*waits, return_exceptions=True)
+    finally:
+        await stores.aclose()
+    assert [a for a in answers if isinstance(a, BaseException)] == []
