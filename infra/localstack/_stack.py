@@ -308,6 +308,7 @@ class LocalStack:
         failure: str = "not ready",
     ) -> None:
         reason = "not checked yet"
+        began = time.monotonic()
         while True:
             # No marker check: a fresh launch may still be a wrapper script before its exec.
             if not is_alive(pid):
@@ -322,7 +323,7 @@ class LocalStack:
             if remaining <= 0:
                 raise ComponentStartError(
                     component.name,
-                    f"{failure} after {self.settings.stack.start_timeout_s:.0f}s (last check: "
+                    f"{failure} after {time.monotonic() - began:.0f}s (last check: "
                     f"{reason}); pid {pid} is left running, `omium down` stops it",
                     component.log_path,
                     tail(component.log_path),
