@@ -14,7 +14,6 @@ within the call's timeout (:class:`RetryPolicy`: 2 retries by default).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -24,17 +23,14 @@ import httpx
 from pydantic import SecretStr
 
 from omium.kernel.settings import AnthropicSettings, LLMSettings
-from omium.sdk.providers._http import MAX_ERROR_TEXT, json_object, retry_after_s
+from omium.sdk.providers._http import MAX_ERROR_TEXT, HttpProvider, json_object, retry_after_s
 from omium.sdk.providers._pricing import PriceTable
-from omium.sdk.providers._retry import RetryPolicy, acall_with_retries, call_with_retries
+from omium.sdk.providers._retry import RetryPolicy
 from omium.sdk.providers._types import (
     Completion,
-    LLMProvider,
     Message,
-    MessageLike,
     Tool,
     ToolCall,
-    to_messages,
 )
 from omium.sdk.providers.errors import (
     ContextTooLongError,
@@ -51,7 +47,6 @@ from omium.sdk.providers.errors import (
 API_VERSION = "2023-06-01"
 """The ``anthropic-version`` this provider speaks by default."""
 
-_CONNECT_TIMEOUT_S = 10.0
 _STOP_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -64,10 +59,15 @@ _CONTEXT_TOO_LONG = re.compile(
 )
 
 
-class AnthropicProvider(LLMProvider):
-    """Completions from Anthropic's Messages API, with token and cost accounting."""
+class AnthropicProvider(HttpProvider):
+    """Completions from Anthropic's Messages API, with token and cost accounting.
+
+    Besides the errors every provider raises, a call raises ``RefusalError`` when the model
+    declined to answer and ``ContextTooLongError`` when the prompt does not fit its window.
+    """
 
     name = "anthropic"
+    path = "/v1/messages"
 
     def __init__(
         self,
@@ -106,9 +106,6 @@ class AnthropicProvider(LLMProvider):
         }
         if key:
             self._headers["x-api-key"] = key
-        self._client: httpx.Client | None = None
-        self._async_client: httpx.AsyncClient | None = None
-        self._async_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_settings(cls, llm: LLMSettings) -> Self:
@@ -123,81 +120,6 @@ class AnthropicProvider(LLMProvider):
             prices=PriceTable(llm.prices),
             retry=RetryPolicy(max_retries=anthropic.max_retries),
         )
-
-    def complete(
-        self,
-        messages: Sequence[MessageLike],
-        *,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        timeout_s: float | None = None,
-        agent: str | None = None,
-        step_id: str | None = None,
-        tools: Sequence[Tool] | None = None,
-    ) -> Completion:
-        """Call ``/v1/messages`` (see :meth:`LLMProvider.complete`).
-
-        Raises:
-            RefusalError: The model declined to answer.
-            ContextTooLongError: The prompt does not fit the model's context window.
-            ProviderError: Any other failure, typed as the module says.
-        """
-        body = self._body(to_messages(messages), model, max_tokens, temperature, tools)
-        if self._client is None:
-            self._client = httpx.Client(base_url=self.base_url, headers=self._headers)
-        client = self._client
-
-        def attempt(time_left: float) -> Completion:
-            started = time.perf_counter()
-            try:
-                response = client.post("/v1/messages", json=body, timeout=_timeout(time_left))
-            except httpx.HTTPError as exc:
-                raise self._transport_error(exc, model, time_left) from exc
-            return self._completion(response, model, started)
-
-        total = self.timeout_s if timeout_s is None else timeout_s
-        return call_with_retries(attempt, policy=self.retry, timeout_s=total)
-
-    async def acomplete(
-        self,
-        messages: Sequence[MessageLike],
-        *,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        timeout_s: float | None = None,
-        agent: str | None = None,
-        step_id: str | None = None,
-        tools: Sequence[Tool] | None = None,
-    ) -> Completion:
-        """Call ``/v1/messages`` without blocking the event loop (same errors)."""
-        body = self._body(to_messages(messages), model, max_tokens, temperature, tools)
-        client = self._client_for_this_loop()
-
-        async def attempt(time_left: float) -> Completion:
-            started = time.perf_counter()
-            try:
-                response = await client.post("/v1/messages", json=body, timeout=_timeout(time_left))
-            except httpx.HTTPError as exc:
-                raise self._transport_error(exc, model, time_left) from exc
-            return self._completion(response, model, started)
-
-        total = self.timeout_s if timeout_s is None else timeout_s
-        return await acall_with_retries(attempt, policy=self.retry, timeout_s=total)
-
-    def close(self) -> None:
-        """Close the synchronous connection pool."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    async def aclose(self) -> None:
-        """Close both connection pools."""
-        self.close()
-        if self._async_client is not None:
-            await self._async_client.aclose()
-            self._async_client = None
 
     # Internals ----------------------------------------------------------------------------
 
@@ -230,28 +152,9 @@ class AnthropicProvider(LLMProvider):
             ]
         return body
 
-    def _client_for_this_loop(self) -> httpx.AsyncClient:
-        # An AsyncClient's connections belong to the loop that opened them.
-        loop = asyncio.get_running_loop()
-        if self._async_client is None or self._async_loop is not loop:
-            self._async_client = httpx.AsyncClient(base_url=self.base_url, headers=self._headers)
-            self._async_loop = loop
-        return self._async_client
-
-    def _transport_error(self, exc: httpx.HTTPError, model: str, timeout: float) -> ProviderError:
-        if isinstance(exc, httpx.TimeoutException):
-            return ProviderTimeoutError(
-                f"no answer within {timeout:.3g}s ({type(exc).__name__})",
-                provider=self.name,
-                model=model,
-            )
-        return ProviderUnavailableError(
-            f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}",
-            provider=self.name,
-            model=model,
-        )
-
-    def _completion(self, response: httpx.Response, model: str, started: float) -> Completion:
+    def _completion(
+        self, response: httpx.Response, chat: list[Message], model: str, started: float
+    ) -> Completion:
         latency = time.perf_counter() - started
         if not response.is_success:
             raise _status_error(response, self.name, model)
@@ -295,10 +198,6 @@ class AnthropicProvider(LLMProvider):
             finish_reason=_finish_reason(stop_reason),
             tool_calls=tool_calls,
         )
-
-
-def _timeout(total: float) -> httpx.Timeout:
-    return httpx.Timeout(total, connect=min(total, _CONNECT_TIMEOUT_S))
 
 
 def _turns(chat: list[Message]) -> list[dict[str, Any]]:

@@ -11,7 +11,6 @@ a :class:`ContextTooLongError`. Retries within the call's timeout follow a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -21,23 +20,18 @@ import httpx
 from pydantic import SecretStr
 
 from omium.kernel.settings import LLMSettings
-from omium.sdk.providers._http import MAX_ERROR_TEXT, json_object, retry_after_s
+from omium.sdk.providers._http import MAX_ERROR_TEXT, HttpProvider, json_object, retry_after_s
 from omium.sdk.providers._pricing import PriceTable
 from omium.sdk.providers._retry import (
     NO_RETRIES,
     RetryPolicy,
-    acall_with_retries,
-    call_with_retries,
 )
 from omium.sdk.providers._tokens import count_prompt_tokens, count_tokens
 from omium.sdk.providers._types import (
     Completion,
-    LLMProvider,
     Message,
-    MessageLike,
     Tool,
     ToolCall,
-    to_messages,
 )
 from omium.sdk.providers.errors import (
     ContextTooLongError,
@@ -49,11 +43,11 @@ from omium.sdk.providers.errors import (
     RateLimitError,
 )
 
-_CONNECT_TIMEOUT_S = 10.0
 
-
-class OpenAICompatibleProvider(LLMProvider):
+class OpenAICompatibleProvider(HttpProvider):
     """Chat completions from an OpenAI-compatible HTTP API, with token and cost accounting."""
+
+    path = "/chat/completions"
 
     def __init__(
         self,
@@ -86,9 +80,6 @@ class OpenAICompatibleProvider(LLMProvider):
         self._headers = {"Accept": "application/json", **(headers or {})}
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
-        self._client: httpx.Client | None = None
-        self._async_client: httpx.AsyncClient | None = None
-        self._async_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_settings(cls, llm: LLMSettings) -> Self:
@@ -100,106 +91,15 @@ class OpenAICompatibleProvider(LLMProvider):
             prices=PriceTable(llm.prices),
         )
 
-    def complete(
+    def _body(
         self,
-        messages: Sequence[MessageLike],
-        *,
+        chat: list[Message],
         model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        timeout_s: float | None = None,
-        agent: str | None = None,
-        step_id: str | None = None,
-        tools: Sequence[Tool] | None = None,
-    ) -> Completion:
-        """Call ``/chat/completions`` (see :meth:`LLMProvider.complete`)."""
-        chat = to_messages(messages)
-        body = _request_body(chat, model, max_tokens, temperature, tools)
-        if self._client is None:
-            self._client = httpx.Client(base_url=self.base_url, headers=self._headers)
-        client = self._client
-
-        def attempt(time_left: float) -> Completion:
-            timeout = self._timeout(time_left)
-            started = time.perf_counter()
-            try:
-                response = client.post("/chat/completions", json=body, timeout=timeout)
-            except httpx.HTTPError as exc:
-                raise self._transport_error(exc, model, timeout.read) from exc
-            return self._completion(response, chat, model, started)
-
-        total = self.timeout_s if timeout_s is None else timeout_s
-        return call_with_retries(attempt, policy=self.retry, timeout_s=total)
-
-    async def acomplete(
-        self,
-        messages: Sequence[MessageLike],
-        *,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        timeout_s: float | None = None,
-        agent: str | None = None,
-        step_id: str | None = None,
-        tools: Sequence[Tool] | None = None,
-    ) -> Completion:
-        """Call ``/chat/completions`` without blocking the event loop."""
-        chat = to_messages(messages)
-        body = _request_body(chat, model, max_tokens, temperature, tools)
-        client = self._client_for_this_loop()
-
-        async def attempt(time_left: float) -> Completion:
-            timeout = self._timeout(time_left)
-            started = time.perf_counter()
-            try:
-                response = await client.post("/chat/completions", json=body, timeout=timeout)
-            except httpx.HTTPError as exc:
-                raise self._transport_error(exc, model, timeout.read) from exc
-            return self._completion(response, chat, model, started)
-
-        total = self.timeout_s if timeout_s is None else timeout_s
-        return await acall_with_retries(attempt, policy=self.retry, timeout_s=total)
-
-    def close(self) -> None:
-        """Close the synchronous connection pool."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    async def aclose(self) -> None:
-        """Close both connection pools."""
-        self.close()
-        if self._async_client is not None:
-            await self._async_client.aclose()
-            self._async_client = None
-
-    # Internals ----------------------------------------------------------------------------
-
-    def _timeout(self, total: float) -> httpx.Timeout:
-        return httpx.Timeout(total, connect=min(total, _CONNECT_TIMEOUT_S))
-
-    def _client_for_this_loop(self) -> httpx.AsyncClient:
-        # An AsyncClient's connections belong to the loop that opened them.
-        loop = asyncio.get_running_loop()
-        if self._async_client is None or self._async_loop is not loop:
-            self._async_client = httpx.AsyncClient(base_url=self.base_url, headers=self._headers)
-            self._async_loop = loop
-        return self._async_client
-
-    def _transport_error(
-        self, exc: httpx.HTTPError, model: str, timeout: float | None
-    ) -> Exception:
-        if isinstance(exc, httpx.TimeoutException):
-            return ProviderTimeoutError(
-                f"no answer within {timeout}s ({type(exc).__name__})",
-                provider=self.name,
-                model=model,
-            )
-        return ProviderUnavailableError(
-            f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}",
-            provider=self.name,
-            model=model,
-        )
+        max_tokens: int | None,
+        temperature: float | None,
+        tools: Sequence[Tool] | None,
+    ) -> dict[str, Any]:
+        return _request_body(chat, model, max_tokens, temperature, tools)
 
     def _completion(
         self, response: httpx.Response, chat: list[Message], model: str, started: float
