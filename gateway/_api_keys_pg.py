@@ -58,6 +58,8 @@ class PostgresApiKeyStore:
             timeout=timeout_s,
             open=False,
             kwargs={"connect_timeout": max(1, int(timeout_s))},
+            # A dead pooled connection (PostgreSQL restarted) is replaced, not failed on.
+            check=AsyncConnectionPool.check_connection,
         )
         await pool.open(wait=False)
         return cls(pool)

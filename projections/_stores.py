@@ -47,6 +47,10 @@ class ReadStores:
                         min_size=1,
                         max_size=self._pool_size,
                         kwargs={"autocommit": True, "prepare_threshold": None},
+                        # One round trip per checkout: after PostgreSQL restarts, every pooled
+                        # connection is dead, and without the check each would fail a request
+                        # (503) before the pool dropped it.
+                        check=AsyncConnectionPool.check_connection,
                         open=False,
                     )
                     await pool.open()

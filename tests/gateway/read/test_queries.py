@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -9,8 +10,12 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
 
+from omium.projections import ReadStores
 from tests.gateway.read.conftest import ReadModel
 from tests.projections.helpers import T0, Chain, run_of, single
 
@@ -277,3 +282,36 @@ async def test_read_routes_need_credentials(read_client_factory: ClientFactory) 
     client = read_client_factory()
     for path in ("/executions", "/audit", "/analytics/runs", "/executions/x/timeline"):
         assert (await client.get(f"/api/v1{path}")).status_code == 401
+
+
+async def test_a_read_after_its_pooled_connection_died_is_answered(
+    read_model: ReadModel,
+    app_factory: Callable[..., FastAPI],
+    async_client_factory: Callable[[FastAPI], httpx.AsyncClient],
+    auth_factory: Callable[..., dict[str, str]],
+    tenant_factory: Callable[[], str],
+) -> None:
+    # What a PostgreSQL restart does to every pooled connection, done to the read stores' one.
+    app = app_factory(read_model.settings)
+    stores = app.state.read_stores = ReadStores(read_model.settings)
+    auth = auth_factory(tenant=tenant_factory())
+    try:
+        async with async_client_factory(app) as client:
+            assert (await get(client, auth, "/executions")).status_code == 200
+            dead = await _every_backend_of(await stores.pool())
+            with psycopg.connect(read_model.settings.postgres.dsn(), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s) AS pid", (dead,))
+            answer = await get(client, auth, "/executions")
+    finally:
+        await stores.aclose()
+    assert dead and answer.status_code == 200, answer.text
+
+
+async def _every_backend_of(pool: AsyncConnectionPool) -> list[int]:
+    """The server pids of every connection the pool holds (all checked out at once)."""
+    async with contextlib.AsyncExitStack() as stack:
+        held = [
+            await stack.enter_async_context(pool.connection())
+            for _ in range(pool.get_stats()["pool_size"])
+        ]
+        return [conn.info.backend_pid for conn in held]
