@@ -18,7 +18,7 @@ from uuid import UUID
 
 import redis.asyncio as aioredis
 import structlog
-from fastapi import APIRouter, Header, Path, Query, Request, WebSocket
+from fastapi import APIRouter, Header, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
@@ -262,11 +262,25 @@ async def tenant_events(
             cursor=start,
         )
     )
+    pump.add_done_callback(_settled)
     try:
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass  # clients have nothing to say; reading notices when they leave
     finally:
         pump.cancel()
+
+
+def _settled(pump: asyncio.Task[None]) -> None:
+    """Take the pump's outcome, so a failure is logged here and not as "never retrieved".
+
+    A pump often fails only because its client left first (sending to it, or closing it after a
+    Redis error, raises ``WebSocketDisconnect``): nothing to report then.
+    """
+    if pump.cancelled():
+        return
+    error = pump.exception()
+    if error is not None and not isinstance(error, WebSocketDisconnect):
+        log.warning("subscription.pump_failed", error=repr(error))
 
 
 async def _now(stores: ReadStores, tenant_id: str) -> str:

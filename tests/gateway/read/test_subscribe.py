@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from omium.gateway.api.read_stream import _settled
 from omium.kernel.settings import OmiumSettings
 from omium.projections import ReadStores
 from tests.gateway.read.conftest import LiveModel, ReadModel
@@ -368,3 +371,30 @@ async def test_more_subscribers_than_redis_py_default_pool_wait_together(
     finally:
         await stores.aclose()
     assert [a for a in answers if isinstance(a, BaseException)] == []
+
+
+@pytest.mark.anyio
+async def test_a_pump_failing_after_its_client_left_is_not_reported_as_never_retrieved() -> None:
+    # CI printed "Task exception was never retrieved ... WebSocketDisconnect" for a WebSocket
+    # subscription whose Redis went away after its client had left.
+    reported: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+
+    async def pump() -> None:
+        raise WebSocketDisconnect(code=1006)
+
+    try:
+        for settle in (True, False):
+            task = asyncio.create_task(pump())
+            if settle:
+                task.add_done_callback(_settled)
+            await asyncio.sleep(0.01)
+            del task
+            gc.collect()
+            await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    # Only the task without the callback is reported: the check can fail.
+    assert [c["message"] for c in reported] == ["Task exception was never retrieved"]
