@@ -10,9 +10,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from confluent_kafka import Producer
 
 from omium.kernel.errors import PersistenceError
-from omium.kernel.kafka import Area, EventProducer, topic_name
+from omium.kernel.kafka import Area, EventProducer, producer_config, topic_name
 from omium.kernel.serde import AvroSerde
 from omium.kernel.settings import KafkaSettings
 from omium.projections.base import ProjectionRunner
@@ -381,3 +382,36 @@ def test_a_batch_abandoned_while_postgresql_is_down_is_read_again_not_skipped(
     projection._dsn = dsn  # back: the abandoned batches are read again before anything else
     run_until_offsets(runner, projection, 11)
     assert count(pg, projection.schema, "audit_log", tenant) == 11
+
+
+def test_lag_is_zero_once_applied_though_a_commit_marker_ends_the_partition(
+    kafka_factory: Callable[..., KafkaSettings],
+    serde: AvroSerde,
+    settings: Any,
+    pg_projection_factory: Factory,
+    runner_factory: Factory,
+) -> None:
+    from omium.projections import projection_lag
+
+    kafka = kafka_factory(partitions=1)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    events = [single("CommandRecorded", tenant) for _ in range(3)]
+    producer = Producer(
+        {**producer_config(kafka), "transactional.id": f"lag-test-{uuid.uuid4().hex[:8]}"}
+    )
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for event in events:
+        producer.produce(
+            topic_name(kafka, Area.AUDIT),
+            key=str(event["aggregate_id"]).encode(),
+            value=serde.encode(event),
+            headers=[("event_id", str(event["event_id"]).encode())],
+        )
+    producer.commit_transaction(30)  # offsets 0-2 the records, 3 the commit marker
+    env = settings.model_copy(update={"kafka": kafka})
+    projection = pg_projection_factory(kafka)
+    [row] = [r for r in projection_lag("postgres", env) if r.topic.endswith(".audit")]
+    assert (row.end, row.lag) == (4, 3)  # the marker is not counted
+    run_until_offsets(runner_factory(projection, kafka), projection, 3)
+    assert sum(row.lag for row in projection_lag("postgres", env)) == 0
