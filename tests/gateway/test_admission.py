@@ -47,10 +47,17 @@ def app_with(
     return build
 
 
-async def until_entered(count: int) -> None:
+async def hold(
+    client: httpx.AsyncClient, headers: dict[str, str], names: list[str]
+) -> list[asyncio.Task[httpx.Response]]:
+    """Send a held command per name; return once every one is in flight (inside its route)."""
+    held = [
+        asyncio.create_task(client.post(f"/api/v1/held/{n}", headers=headers, json={}))
+        for n in names
+    ]
     for _ in range(200):
-        if len(entered) >= count:
-            return
+        if len(entered) >= len(names):
+            return held
         await asyncio.sleep(0.01)
     raise AssertionError(f"only {entered} entered")
 
@@ -63,11 +70,7 @@ async def test_a_command_beyond_the_limit_is_shed_with_a_problem_and_retry_after
     app = app_with(2)
     headers = auth_factory("operator")
     async with async_client_factory(app) as client:
-        held = [
-            asyncio.create_task(client.post(f"/api/v1/held/{n}", headers=headers, json={}))
-            for n in ("a", "b")
-        ]
-        await until_entered(2)
+        held = await hold(client, headers, ["a", "b"])
         shed = await client.post("/api/v1/held/c", headers=headers, json={})
         read = await client.get("/api/v1/held/d", headers=headers)  # reads are not counted
         app.state.release.set()
@@ -94,11 +97,7 @@ async def test_no_limit_admits_every_command(
     app = app_with(0)
     headers = auth_factory("operator")
     async with async_client_factory(app) as client:
-        held = [
-            asyncio.create_task(client.post(f"/api/v1/held/{n}", headers=headers, json={}))
-            for n in range(40)
-        ]
-        await until_entered(40)
+        held = await hold(client, headers, [str(n) for n in range(40)])
         app.state.release.set()
         answered = await asyncio.gather(*held)
     assert {r.status_code for r in answered} == {200}
