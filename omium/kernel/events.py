@@ -174,8 +174,7 @@ def new_event(
         "hash": "",
         "payload": dict(payload),
     }
-    AvroSerde(catalog).validate(event)
-    event["hash"] = compute_hash(event, catalog=catalog)
+    AvroSerde(catalog).seal(event)  # validates and hashes with one write of the body
     return event
 
 
