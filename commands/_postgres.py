@@ -2,11 +2,11 @@
 
 The library's ``PostgresApplicationRecorder.insert_events()`` opens one transaction, calls the
 ``_insert_events()`` hook with the ``save()`` keywords, then locks the events table and inserts
-the events. This recorder uses that hook to insert the idempotency record first: a duplicate key
-violates the primary key, the whole transaction rolls back, and the caller sees the library's
-``IntegrityError`` exactly as for a version conflict. Inserting the key *before* taking the
-events-table lock also means a concurrent command with the same key waits on the key's row,
-never on the table, so the two locks can't deadlock.
+the events. This recorder replaces that method (one pipelined round trip, no table lock: writers
+take a shared advisory lock and the relay reads in commit order by transaction id, see
+``relay/_sources.py``) and keeps the hook: the idempotency record is inserted first, so a
+duplicate key violates the primary key, the whole transaction rolls back, and the caller sees the
+library's ``IntegrityError`` exactly as for a version conflict.
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ class PostgresIdempotentRecorder(PostgresApplicationRecorder, IdempotencyStore):
                 prepare=True,
             )
         # Read rows written with the events (a LangGraph checkpoint's row): same transaction,
-        # pipelined with the inserts, before the events-table lock like the key above.
+        # pipelined with the inserts, like the key above.
         for write in kwargs.get(ALSO_WRITE_KWARG, ()):
             write(curs)
         super()._insert_events(curs, stored_events, **kwargs)

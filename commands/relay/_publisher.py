@@ -4,9 +4,10 @@ Idempotence with at most 5 requests in flight keeps each partition in send order
 aggregate's events (all keyed by its id) arrive in version order. Each batch is one Kafka
 transaction: a relay killed mid-batch leaves nothing of that batch visible to read-committed
 consumers (the default of librdkafka and of ``omium.kernel.kafka.EventConsumer``); the restarted
-relay's ``init_transactions`` aborts it and fences the dead instance. A crash after Kafka commits
-but before PostgreSQL stores the position re-sends that batch: at-least-once, with the same
-event ids and bytes, for consumers to dedupe.
+relay's ``init_transactions`` aborts it and fences the dead instance. The batch's position goes
+out in the same transaction (``_position_log.py``), so a crash after Kafka commits but before
+PostgreSQL stores the position does not re-send the batch: the next leader reads the committed
+position from Kafka (exactly-once publication).
 
 Every blocking transactional call has a hard deadline (:class:`omium.kernel.kafka.DeadlineCalls`:
 librdkafka can stay inside ``commit_transaction`` for good after a broker dies). A call that
