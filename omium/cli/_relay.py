@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 EVENT_STORE_SCHEMA_ENV = "OMIUM_RELAY__SCHEMA"
 BATCH_SIZE_ENV = "OMIUM_RELAY__BATCH_SIZE"
+BATCH_BYTES_ENV = "OMIUM_RELAY__BATCH_BYTES"
+LINGER_ENV = "OMIUM_RELAY__LINGER_MS"
 POLL_INTERVAL_ENV = "OMIUM_RELAY__POLL_INTERVAL_S"
 TRANSACTIONAL_ID_ENV = "OMIUM_RELAY__TRANSACTIONAL_ID"
 PROGRESS_INTERVAL_ENV = "OMIUM_RELAY__PROGRESS_INTERVAL_S"
@@ -39,6 +41,22 @@ def relay(
         int,
         typer.Option(envvar=BATCH_SIZE_ENV, min=1, help="Notifications per log per transaction."),
     ] = 500,
+    batch_bytes: Annotated[
+        int,
+        typer.Option(
+            envvar=BATCH_BYTES_ENV,
+            min=1,
+            help="Stored event bytes per transaction at most (one event is always taken).",
+        ),
+    ] = 4 * 1024 * 1024,
+    linger_ms: Annotated[
+        float,
+        typer.Option(
+            envvar=LINGER_ENV,
+            min=0,
+            help="After a wake-up, wait this long for more events (larger, fewer transactions).",
+        ),
+    ] = 0.0,
     poll_interval: Annotated[
         float,
         typer.Option(envvar=POLL_INTERVAL_ENV, min=0.05, help="Seconds between polls."),
@@ -54,7 +72,8 @@ def relay(
 ) -> None:
     """Publish every stored domain event to its Kafka topic (the outbox relay).
 
-    Ordered per aggregate, at-least-once with stable event ids, resumed from the stored position.
+    Ordered per aggregate, exactly once (the position is committed in each Kafka transaction),
+    resumed from the position last committed.
 
     Stops on SIGTERM/SIGINT after the batch in hand; exits 1 on a fatal error.
     """
@@ -63,7 +82,11 @@ def relay(
     settings = load_settings()
     _configure_logging(settings.log_level)
     options = RelayOptions(
-        batch_size=batch_size, poll_interval_s=poll_interval, progress_interval_s=progress_every
+        batch_size=batch_size,
+        batch_bytes=batch_bytes,
+        linger_s=linger_ms / 1000,
+        poll_interval_s=poll_interval,
+        progress_interval_s=progress_every,
     )
     from omium.cli._health import RelayBeat, beacon
 

@@ -173,14 +173,14 @@ def relay_process_factory(
 ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Starts ``omium relay`` processes on this test's schema and prefix (killed at the end)."""
     started: list[subprocess.Popen[bytes]] = []
-    env = {
-        **os.environ,
+    scope = {
         "OMIUM_KAFKA__TOPIC_PREFIX": relay_settings.kafka.topic_prefix,
         "OMIUM_KAFKA__PARTITIONS": str(relay_settings.kafka.partitions),
         "OMIUM_RELAY__SCHEMA": relay_schema,
     }
 
     def start(*args: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **scope}  # read now: a test may set variables after the fixture
         log = (tmp_path / f"relay-{len(started)}.log").open("wb")
         process = subprocess.Popen(
             [str(OMIUM), "relay", *args], env=env, stdout=log, stderr=subprocess.STDOUT

@@ -593,3 +593,26 @@ def test_batches_end_at_the_byte_budget_and_nothing_is_skipped(
     history = [e for e in events if e["aggregate_id"] == str(run)]
     assert [e["aggregate_version"] for e in history] == [1, 2, 3]
     verify_chain(history)
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_omium_relay_takes_its_byte_budget_from_an_option_or_the_environment(
+    how: str,
+    relay_apps: CommandApplications,
+    relay_process_factory: Callable[..., Any],
+    relay_settings: OmiumSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    topic_reader: Reader,
+) -> None:
+    for _ in range(3):
+        run_command(relay_apps)
+    if how == "option":
+        process = relay_process_factory("--once", "--batch-bytes", "1", "--linger-ms", "5")
+    else:
+        monkeypatch.setenv("OMIUM_RELAY__BATCH_BYTES", "1")  # read by the factory's environment
+        process = relay_process_factory("--once")
+
+    assert process.wait(timeout=60) == 0
+    # Each Kafka transaction carries one position record: one per event, as the budget asks.
+    assert len(topic_reader(["relay-positions"])) == 3
+    assert len(topic_reader(["executions"])) == 3
