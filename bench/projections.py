@@ -22,6 +22,7 @@ import redis
 from rich.console import Console
 
 from bench import kafka_baseline
+from bench._cpu import CpuMeter, describe
 from bench._machine import describe_machine
 from bench._report import percentile, update_doc_section, write_results
 from omium.kernel.kafka import EventProducer, TopicSpec, admin_client, ensure_topics, topic_specs
@@ -477,10 +478,12 @@ def two_instances(
                 time.sleep(3)  # both members in the group, partitions settled
                 extra = workload(runs)
                 read = sum(1 for e in extra if e["event_type"] in TYPES_READ["postgres"])
-                started = time.perf_counter()
-                publish(settings, serde, extra)
-                wait_until(total + read)
-                elapsed = time.perf_counter() - started
+                named = {p.pid: f"projection-{i}" for i, p in enumerate(processes)}
+                with CpuMeter(named) as cpu:
+                    started = time.perf_counter()
+                    publish(settings, serde, extra)
+                    wait_until(total + read)
+                    elapsed = time.perf_counter() - started
                 total += read
             finally:
                 for process in processes:
@@ -490,6 +493,7 @@ def two_instances(
                 "events": read,
                 "seconds": round(elapsed, 2),
                 "events_per_s": round(read / elapsed),
+                "cpu": cpu.report(),
             }
     return figures
 
@@ -665,6 +669,7 @@ def to_markdown(results: dict[str, Any]) -> str:
         f"two_instances_vs_one_postgres_projection "
         f"**{ratios['two_instances_vs_one_postgres_projection']}** (> 1.6) |"
     )
+    cpu_of = {count: instances[f"{count}_processes"].get("cpu") for count in (1, 2)}
     lat = kafka["latency"]
     for name, figures in results["visible_latency"].items():
         lines.append(
@@ -690,6 +695,12 @@ def to_markdown(results: dict[str, Any]) -> str:
         f"write {set_based['write_s']} s ({set_based['write_events_per_s']:,} events/s), "
         f"{set_based['write_client_cpu_s']} s client CPU.",
     ]
+    if cpu_of[1] and cpu_of[2]:
+        lines += [
+            "",
+            f"CPU while one `omium project postgres` ran: {describe(cpu_of[1])}. "
+            f"While two ran: {describe(cpu_of[2])}.",
+        ]
     return "\n".join(lines)
 
 

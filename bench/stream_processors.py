@@ -35,6 +35,7 @@ from typing import Any
 from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
 from rich.console import Console
 
+from bench._cpu import CpuMeter, describe
 from bench._machine import describe_machine
 from bench._report import update_doc_section, write_results
 from bench.kafka_baseline import consume_rate, measure_throughput, one_kb_events, produce_rate
@@ -108,12 +109,14 @@ def _through(
     return elapsed, dict(runtime.stats)
 
 
-def _wait(condition: Callable[[], bool], what: str, timeout_s: float = 120) -> None:
+def _wait(
+    condition: Callable[[], bool], what: str, timeout_s: float = 120, every_s: float = 0.005
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.005)
+        time.sleep(every_s)
 
 
 def consensus_events(rounds: int) -> list[dict[str, Any]]:
@@ -188,13 +191,9 @@ def _group_members(kafka: KafkaSettings, group: str) -> list[int]:
     return [len(m.assignment.topic_partitions) for m in description.members]
 
 
-def _committed(kafka: KafkaSettings, group: str, topic: str, partitions: int) -> int:
-    """Input offsets ``group`` has committed on ``topic``, summed over partitions."""
-    reader = Consumer(consumer_config(kafka, group))
-    try:
-        found = reader.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-    finally:
-        reader.close()
+def _committed(reader: Consumer, topic: str, partitions: int) -> int:
+    """Input offsets ``reader``'s group has committed on ``topic``, summed over partitions."""
+    found = reader.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
     return sum(max(tp.offset, 0) for tp in found)
 
 
@@ -235,14 +234,23 @@ def measure_instances(
                 return len(held) == instances and all(held)
 
             _wait(joined, f"{instances} instances in the group", 180)
-            started = time.perf_counter()
-            produce_rate(kafka, events)
-            _wait(
-                lambda: _committed(kafka, group, topic, kafka.partitions) >= len(events),
-                "every round committed",
-                600,
-            )
-            elapsed = time.perf_counter() - started
+            # One client for the offset checks, every 50 ms: a new client per check (as before)
+            # cost this process more CPU than a worker on the 2 cores under test.
+            reader = Consumer(consumer_config(kafka, group))
+            named = {p.pid: f"worker-{i}" for i, p in enumerate(processes)}
+            try:
+                with CpuMeter(named) as cpu:
+                    started = time.perf_counter()
+                    produce_rate(kafka, events)
+                    _wait(
+                        lambda: _committed(reader, topic, kafka.partitions) >= len(events),
+                        "every round committed",
+                        600,
+                        every_s=0.05,
+                    )
+                    elapsed = time.perf_counter() - started
+            finally:
+                reader.close()
         finally:
             for process in processes:
                 process.send_signal(signal.SIGTERM)
@@ -253,6 +261,7 @@ def measure_instances(
         "events_in": len(events),
         "seconds": round(elapsed, 2),
         "events_in_per_s": round(len(events) / elapsed),
+        "cpu": cpu.report(),
     }
 
 
@@ -337,6 +346,9 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"| Kafka baseline, same run ({base['messages']} messages of "
             f"{base['mean_message_bytes']} B) | produce {base['produce_msgs_per_s']} msg/s · "
             f"consume {base['consume_msgs_per_s']} msg/s | | |",
+            "",
+            f"CPU while one worker ran ({one['seconds']} s): {describe(one['cpu'])}. "
+            f"While two ran ({two['seconds']} s): {describe(two['cpu'])}.",
         ]
     )
 
