@@ -132,6 +132,8 @@ class StreamRuntime:
         self._calls = DeadlineCalls(f"streams.{config.app_id}")
         # events: input messages whose offsets were committed (dead letters included).
         # producer_rebuilds: producers replaced after a fatal, fenced or stuck transaction.
+        # poll_ms / commit_ms: wall time waiting in polls and in transactions (begin to commit),
+        # so an instance that is not busy shows what it waits on.
         self.stats = {
             "events": 0,
             "outputs": 0,
@@ -139,6 +141,8 @@ class StreamRuntime:
             "transactions": 0,
             "aborts": 0,
             "producer_rebuilds": 0,
+            "poll_ms": 0,
+            "commit_ms": 0,
         }
 
     @property
@@ -190,7 +194,9 @@ class StreamRuntime:
         """Poll one batch and process it in one transaction; return messages handled."""
         consumer, _ = self._require()
         self.processor.poll_side_inputs()
+        polled_at = time.perf_counter()
         messages = poll_batch(consumer, self.config.max_batch, self.config.poll_timeout_s)
+        self.stats["poll_ms"] += round((time.perf_counter() - polled_at) * 1000)
         outputs: list[Output] = []
         offsets: dict[tuple[str, int], int] = {}
         handled = 0
@@ -306,6 +312,7 @@ class StreamRuntime:
         if not outputs and not offsets and not changes:
             return
         consumer, producer = self._require()
+        began_at = time.perf_counter()
         try:
             producer.begin_transaction()
             for out in outputs:
@@ -323,9 +330,11 @@ class StreamRuntime:
                 )
             _retrying(lambda: self._bounded("commit_transaction", producer.commit_transaction))
         except (KafkaException, TransactionStalledError) as exc:
+            self.stats["commit_ms"] += round((time.perf_counter() - began_at) * 1000)
             self.stats["aborts"] += 1
             self._on_transaction_error(exc, offsets)
             return
+        self.stats["commit_ms"] += round((time.perf_counter() - began_at) * 1000)
         for table in self.tables.values():
             table.commit_local()
         self.stats["transactions"] += 1
