@@ -222,7 +222,7 @@ def measure_throughput(settings: OmiumSettings, events: int) -> dict[str, Any]:
 
     The peer: every message the relay committed on the executions topic, read back and produced
     again as it is (same keys, values and headers) to a fresh topic by a plain idempotent
-    producer (acks=all, lz4, linger 5 ms), in the same run.
+    producer (acks=all, lz4, linger 5 ms), in the same run; the fastest of three such produces.
     """
     with scratch(settings, "burst") as (bench, schema):
         with CommandApplications.create(event_store_env(bench, schema=schema)) as apps:
@@ -239,7 +239,10 @@ def measure_throughput(settings: OmiumSettings, events: int) -> dict[str, Any]:
         ensure_topics(
             kafka, specs=[TopicSpec(raw_topic, kafka.partitions, kafka.replication_factor)]
         )
-        raw = produce_rate(kafka, [(raw_topic, k, v, h) for _, k, v, h in copied])
+        same = [(raw_topic, k, v, h) for _, k, v, h in copied]
+        # The best of three: one produce of ~1 s varied 20-47k msg/s between runs, and the
+        # fastest is the strictest peer.
+        raw = max((produce_rate(kafka, same) for _ in range(3)), key=lambda r: r["msgs_per_s"])
         admin_client(kafka).delete_topics([raw_topic])
     return {
         "events": stored,
@@ -310,7 +313,8 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"max {lag['max_ms']} ms |",
             f"| maximum relay rate (drain of {tp['events']} stored events, {tp['batches']} "
             f"transactions) | {tp['events_per_s']} events/s ({tp['seconds']} s) |",
-            f"| raw produce of the same {tp['raw_produce']['messages']} messages, same run | "
+            f"| raw produce of the same {tp['raw_produce']['messages']} messages, same run "
+            "(fastest of three) | "
             f"{tp['raw_produce']['msgs_per_s']} msg/s |",
             f"| relay_vs_kafka_produce (goal ≥ 0.3) | "
             f"**{results['ratios']['relay_vs_kafka_produce']}** |",
