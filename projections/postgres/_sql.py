@@ -9,7 +9,7 @@ Column names come from the mappers' code, never from events; ``{s}`` is the sche
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -53,7 +53,7 @@ def insert_once(table: str, row: Mapping[str, Any], *, key: Sequence[str]) -> Op
     """Insert ``row`` unless a row with the same ``key`` exists."""
     return Op(
         _insert_once_sql(table, tuple(row), tuple(key)),
-        _adapt(row),
+        _Adapted(row),
         template=("insert", table, tuple(row), tuple(key)),
         values=json_row(row),
         touches=(row_of(table, {c: row[c] for c in key}),),
@@ -75,7 +75,7 @@ def upsert_versioned(
     """Insert ``row`` or update its non-key columns, only if ``version_column`` grows."""
     return Op(
         _upsert_sql(table, tuple(row), tuple(key), version_column),
-        _adapt(row),
+        _Adapted(row),
         template=("upsert", table, tuple(row), tuple(key), version_column),
         values=json_row(row),
         touches=(row_of(table, {c: row[c] for c in key}),),
@@ -135,7 +135,7 @@ def update_versioned(
     }
     return Op(
         sql,
-        _adapt(bound),
+        _Adapted(bound),
         template=(
             "update",
             table,
@@ -169,6 +169,34 @@ def _update_sql(
     )
 
 
+class _Adapted(Mapping[str, Any]):
+    """The one-row form's parameters, adapted on first use.
+
+    A set-based batch reads only ``Op.values``; adapting every op's parameters as well, up front,
+    walked each row's JSON a second time for nothing.
+    """
+
+    __slots__ = ("_adapted", "_row")
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self._row = row
+        self._adapted: dict[str, Any] | None = None
+
+    def _values(self) -> dict[str, Any]:
+        if self._adapted is None:
+            self._adapted = _adapt(self._row)
+        return self._adapted
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+
 def _adapt(row: Mapping[str, Any]) -> dict[str, Any]:
     """Driver-ready values: dicts become ``jsonb``, UUIDs text (ids are text columns)."""
     adapted: dict[str, Any] = {}
@@ -185,14 +213,30 @@ def _adapt(row: Mapping[str, Any]) -> dict[str, Any]:
 def json_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """``row`` as JSON that ``jsonb_to_recordset`` reads back into the columns' types: dicts
     stay JSON (jsonb columns), bytes become bytea hex, times ISO 8601, UUIDs text."""
-    return {
-        name: "\\x" + value.hex() if isinstance(value, bytes) else jsonable(value)
-        for name, value in row.items()
-    }
+    converted: dict[str, Any] = {}
+    for name, value in row.items():
+        kind = type(value)
+        if kind in _PLAIN:
+            converted[name] = value
+        elif isinstance(value, bytes):
+            converted[name] = "\\x" + value.hex()
+        else:
+            converted[name] = jsonable(value)
+    return converted
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def jsonable(value: Any) -> Any:
     """``value`` with UUIDs, datetimes and bytes turned into JSON-friendly values."""
+    # Exact types first: most values are plain, and isinstance against the Mapping ABC was
+    # most of a projection batch's mapping time (measured: ~40% of `apply`).
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
