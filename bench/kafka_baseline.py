@@ -27,7 +27,13 @@ from rich.console import Console
 
 from bench._machine import describe_machine
 from bench._report import percentile, update_doc_section, write_results
-from omium.kernel.kafka import TopicSpec, consumer_config, ensure_topics, producer_config
+from omium.kernel.kafka import (
+    TopicSpec,
+    consumer_config,
+    ensure_topics,
+    poll_batch,
+    producer_config,
+)
 from omium.kernel.serde import AvroSerde, SchemaCatalog
 from omium.kernel.settings import KafkaSettings, load_settings
 from omium.testing.samples import sample_event
@@ -148,7 +154,9 @@ def consume_rate(kafka: KafkaSettings, topics: list[str], expected: int) -> dict
         received, started = 0, time.perf_counter()
         deadline = started + 120
         while received < expected and time.perf_counter() < deadline:
-            received += sum(1 for m in consumer.consume(1000, 0.5) if m.error() is None)
+            # poll_batch returns on the first message: consume(1000, 0.5) would wait out its
+            # timeout on a last partial batch and understate the peer.
+            received += sum(1 for m in poll_batch(consumer, 1000, 0.5) if m.error() is None)
         seconds = time.perf_counter() - started
     finally:
         consumer.close()
