@@ -10,11 +10,13 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+from typer.testing import CliRunner
 
+from omium.cli import app
 from omium.kernel.errors import ConfigurationError
 from omium.kernel.serde import AvroSerde
 from omium.kernel.settings import KafkaSettings, OmiumSettings
-from omium.projections import replay
+from omium.projections import ReplayProgress, replay
 from omium.projections.opensearch import READ_MODELS, OpenSearchProjection
 from omium.projections.postgres import PostgresProjection
 from omium.projections.redis import RedisProjection
@@ -64,12 +66,15 @@ def test_postgres_replay_equals_the_live_model_and_the_live_writer_carries_on(
     indexes = pg.execute(index_sql, (live.schema,)).fetchall()
 
     env = settings.model_copy(update={"kafka": kafka})
-    seen: list[int] = []
-    report = replay("postgres", env, serde, workers=2, on_progress=lambda p: seen.append(p.lag))
+    seen: list[ReplayProgress] = []
+    report = replay("postgres", env, serde, workers=2, on_progress=seen.append)
 
     assert report.events == len(events)
     assert report.workers == 2
-    assert seen and seen[-1] == 0
+    last = seen[-1]
+    assert (last.lag, last.total, last.events, last.workers) == (0, len(events), len(events), 2)
+    assert last.eta_s == 0 and last.rate == pytest.approx(last.events / last.elapsed_s)
+    assert all(p.eta_s is None or p.eta_s >= 0 for p in seen)
     # The secondary indexes were dropped for the load and built again before the swap.
     assert pg.execute(index_sql, (live.schema,)).fetchall() == indexes
     assert report.counts == report.live_counts
@@ -221,3 +226,29 @@ def test_redis_replay_equals_the_live_model_moves_the_epoch_and_the_live_writer_
     with pytest.raises(ConfigurationError):
         replay("redis", settings.model_copy(update={"kafka": kafka}), serde, keep_old=True)
     client.close()
+
+
+def test_omium_replay_shows_progress_with_rate_and_eta_then_the_counts(
+    kafka: KafkaSettings,
+    serde: AvroSerde,
+    pg_projection_factory: Factory,
+    runner_factory: Factory,
+    pg: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events = everything(f"t-{uuid.uuid4().hex[:8]}")
+    publish(kafka, serde, events)
+    live: PostgresProjection = pg_projection_factory(kafka)
+    run_until_offsets(runner_factory(live, kafka), live, len(events))
+    before = snapshot(pg, live.schema)
+    monkeypatch.setenv("OMIUM_KAFKA__TOPIC_PREFIX", kafka.topic_prefix)
+    monkeypatch.setenv("OMIUM_KAFKA__PARTITIONS", str(kafka.partitions))
+
+    result = CliRunner().invoke(app, ["replay", "postgres", "--workers", "2"])
+
+    assert result.exit_code == 0, result.output
+    assert "replay postgres" in result.output  # the bar: done/total msgs, events/s, lag, eta
+    assert f"{len(events)}/{len(events)} msgs" in result.output.replace(",", "")
+    assert "events/s" in result.output and "eta 0s" in result.output
+    assert f"replayed {len(events)} events" in result.output
+    assert snapshot(pg, live.schema) == before
