@@ -12,7 +12,7 @@ import ctypes
 
 ctypes.CDLL("libstdc++.so.6", mode=ctypes.RTLD_GLOBAL)
 
-from regopy import Bundle, Interpreter, RegoError, rego_shared  # noqa: E402
+from regopy import Bundle, Input, Interpreter, RegoError, rego_shared  # noqa: E402
 from regopy.rego_shared import LogLevel  # noqa: E402
 
-__all__ = ["Bundle", "Interpreter", "LogLevel", "RegoError", "rego_shared"]
+__all__ = ["Bundle", "Input", "Interpreter", "LogLevel", "RegoError", "rego_shared"]

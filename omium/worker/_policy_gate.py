@@ -29,6 +29,7 @@ from omium.streams.policy import (
     CompiledPolicy,
     PolicyEvaluationFailure,
     PolicyFeed,
+    PolicyInput,
     add_usage,
     new_run,
     run_view,
@@ -164,10 +165,11 @@ class PolicyGate:
                 )
             denied: list[str] = []
             for document in documents:
+                prepared = PolicyInput(document)
                 for policy in self._deny_mode(tenant_id, document["target"]):
                     self.evaluations += 1
                     try:
-                        messages = policy.evaluate(document)
+                        messages = policy.evaluate(prepared)
                     except PolicyEvaluationFailure:
                         why = f"{policy.policy_id} v{policy.version} could not be evaluated"
                     else:

@@ -10,7 +10,12 @@ from omium.streams.policy._mapping import (
     step_document,
 )
 from omium.streams.policy._processor import HALTS, RUNS, PolicyProcessor
-from omium.streams.policy._registry import CompiledPolicy, PolicyEvaluationFailure, PolicyRegistry
+from omium.streams.policy._registry import (
+    CompiledPolicy,
+    PolicyEvaluationFailure,
+    PolicyInput,
+    PolicyRegistry,
+)
 
 __all__ = [
     "HALTS",
@@ -18,6 +23,7 @@ __all__ = [
     "CompiledPolicy",
     "PolicyEvaluationFailure",
     "PolicyFeed",
+    "PolicyInput",
     "PolicyProcessor",
     "PolicyRegistry",
     # the input documents, for evaluating the same policies elsewhere (the worker's gate)

