@@ -220,6 +220,9 @@ def store_burst(apps: CommandApplications, events: int) -> int:
 def measure_throughput(settings: OmiumSettings, events: int) -> dict[str, Any]:
     """Drain a stored burst with the relay in this process; then produce the same messages raw.
 
+    The drain is timed from the relay's first batch to its return (its start, once per process,
+    is reported apart).
+
     The peer: every message the relay committed on the executions topic, read back and produced
     again as it is (same keys, values and headers) to a fresh topic by a plain idempotent
     producer (acks=all, lz4, linger 5 ms), in the same run; the fastest of three such produces.
@@ -229,9 +232,21 @@ def measure_throughput(settings: OmiumSettings, events: int) -> dict[str, Any]:
             stored = store_burst(apps, events)
         options = RelayOptions(batch_size=BATCH_SIZE, progress_interval_s=3600)
         with OutboxRelay.create(bench, schema=schema, options=options) as relay:
+            first_batch: list[float] = []
+            relay_batch = relay.relay_batch
+
+            def timed_batch() -> bool:
+                if not first_batch:
+                    first_batch.append(time.perf_counter())
+                return relay_batch()
+
+            # The drain is timed from its first batch: taking the lead, init_transactions and
+            # reading the last position record happen once per start (~1 s here).
+            setattr(relay, "relay_batch", timed_batch)  # noqa: B010 - measurement only
             started = time.perf_counter()
             progress = relay.run(once=True)
-            elapsed = time.perf_counter() - started
+            ended = time.perf_counter()
+            elapsed = ended - first_batch[0]
         topic = f"{bench.kafka.topic_prefix}.executions"
         copied = read_messages(bench.kafka, [topic])
         raw_topic = f"{bench.kafka.topic_prefix}.raw"
@@ -249,6 +264,7 @@ def measure_throughput(settings: OmiumSettings, events: int) -> dict[str, Any]:
         "relayed": progress.relayed,
         "batches": progress.batches,
         "seconds": round(elapsed, 2),
+        "start_seconds": round(first_batch[0] - started, 2),
         "events_per_s": round(progress.relayed / elapsed),
         "raw_produce": raw,
     }
@@ -312,7 +328,8 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"p50 {lag['p50_ms']} ms · p95 {lag['p95_ms']} ms · p99 {lag['p99_ms']} ms · "
             f"max {lag['max_ms']} ms |",
             f"| maximum relay rate (drain of {tp['events']} stored events, {tp['batches']} "
-            f"transactions) | {tp['events_per_s']} events/s ({tp['seconds']} s) |",
+            f"transactions, timed from the first batch) | {tp['events_per_s']} events/s "
+            f"({tp['seconds']} s; the relay's start before it: {tp.get('start_seconds', '-')} s) |",
             f"| raw produce of the same {tp['raw_produce']['messages']} messages, same run "
             "(fastest of three) | "
             f"{tp['raw_produce']['msgs_per_s']} msg/s |",
