@@ -23,6 +23,10 @@ MAX_BULK_BYTES = 5 * 1024 * 1024
 """Default most bytes per ``_bulk`` request (OpenSearch's guidance: 5-15 MB per request)."""
 
 
+MERGE_RETRIES_ON_CONFLICT = 10
+"""Times OpenSearch re-applies a merge that met a concurrent change of the same document."""
+
+
 class OpenSearchProjection(BatchingProjection[DocWrite]):
     """Spans (``<prefix>-spans``), failures (``<prefix>-failures``), audit (``<prefix>-audit``).
 
@@ -131,7 +135,12 @@ class OpenSearchProjection(BatchingProjection[DocWrite]):
     def _action(self, write: DocWrite) -> list[dict[str, Any]]:
         meta = {"_index": self._targets[write.model], "_id": write.doc_id}
         if write.merge:
-            return [{"update": meta}, {"doc": write.source, "doc_as_upsert": True}]
+            # A merge reads, changes and writes the document; another writer merging into it at
+            # the same moment (a failure and its plan, read by two replay workers or instances)
+            # makes OpenSearch answer 409. Merges commute, so the update is retried on the fresh
+            # document instead of being dead-lettered (a replay once lost a failure's fields).
+            update = {**meta, "retry_on_conflict": MERGE_RETRIES_ON_CONFLICT}
+            return [{"update": update}, {"doc": write.source, "doc_as_upsert": True}]
         return [{"index": meta}, write.source]
 
     def close(self) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from omium.kernel.kafka import ConsumedEvent
 from omium.kernel.serde import AvroSerde
 from omium.kernel.settings import KafkaSettings
-from omium.projections.base import ProjectionRunner
+from omium.projections.base import FlushResult, ProjectionRunner
 from omium.projections.opensearch import DocWrite, OpenSearchProjection
 from tests.projections.helpers import publish, single, wait_for
 
@@ -124,3 +126,45 @@ def test_a_batch_is_split_into_bulk_requests_by_bytes(
     assert small.bulk_requests > 2
     projection.client.refresh(f"{kafka.topic_prefix.lower()}-audit")
     assert projection.client.count(f"{kafka.topic_prefix.lower()}-audit") == len(events)
+
+
+def test_concurrent_merges_into_one_document_are_retried_not_dead_lettered(
+    kafka: KafkaSettings, opensearch_projection_factory: Factory
+) -> None:
+    """A failure and its plan merge into one document; two writers (replay workers, or two
+    projection instances) may update it at the same moment. OpenSearch answers the loser with a
+    409 version conflict: the update is retried on the fresh document instead of being lost."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    failure_ids = [uuid.uuid4() for _ in range(40)]
+    detected = [single("FailureDetected", tenant, failure_id=f) for f in failure_ids]
+    planned = [single("RecoveryPlanned", tenant, failure_id=f) for f in failure_ids]
+    first: OpenSearchProjection = opensearch_projection_factory(kafka)
+    second = OpenSearchProjection(first.client, prefix=kafka.topic_prefix.lower())
+    results: list[FlushResult] = []
+
+    def write(projection: OpenSearchProjection, events: list[dict[str, Any]]) -> None:
+        for round_ in range(5):  # the same merges again: each round races the other writer
+            batch = [
+                (consumed, projection.prepare(consumed))
+                for consumed in (
+                    ConsumedEvent(topic="t", partition=0, offset=i, key=None, event=e, raw=b"")
+                    for i, e in enumerate(events)
+                )
+            ]
+            results.append(projection.write(batch, {("t", round_): 1}, {}))
+
+    writers = [
+        threading.Thread(target=write, args=(first, detected)),
+        threading.Thread(target=write, args=(second, planned)),
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(120)
+
+    assert [r.rejected for r in results] == [[]] * 10
+    index = f"{kafka.topic_prefix.lower()}-failures"
+    first.client.refresh(index)
+    assert first.client.count(index) == len(failure_ids)
+    both = {"bool": {"filter": [{"exists": {"field": "signature"}}, {"exists": {"field": "plan"}}]}}
+    assert first.client.count(index, both) == len(failure_ids)  # whoever came second
