@@ -71,6 +71,22 @@ def vote(
     )
 
 
+BUDGET_POLICY = """package streams.budget
+import rego.v1
+deny contains msg if {
+  input.cost_usd > 1
+  msg := sprintf("step cost %v over 1 USD", [input.cost_usd])
+}
+"""
+"""Denies a step that cost over 1 USD (the policy benchmark's and the policy input tests')."""
+
+SECRETS_POLICY = """package streams.secrets
+import rego.v1
+deny contains "leaks a secret" if contains(input.output, "secret")
+"""
+"""Denies a step whose output mentions a secret."""
+
+
 def policy_published(
     name: str,
     module: str,

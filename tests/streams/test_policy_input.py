@@ -7,28 +7,17 @@ from typing import Any
 import pytest
 
 from omium.streams.policy import CompiledPolicy, PolicyEvaluationFailure, PolicyInput
-
-BUDGET = """package t.budget
-import rego.v1
-deny contains msg if {
-  input.cost_usd > 1
-  msg := sprintf("step cost %v over 1 USD", [input.cost_usd])
-}
-"""
-SECRETS = """package t.secrets
-import rego.v1
-deny contains "leaks a secret" if contains(input.output, "secret")
-"""
+from tests.streams.events import BUDGET_POLICY, SECRETS_POLICY
 
 
-def _policy(name: str, module: str) -> CompiledPolicy:
+def _policy(name: str, module: str, package_prefix: str = "streams") -> CompiledPolicy:
     return CompiledPolicy.compile(
         tenant_id="t",
         policy_id=name,
         version=1,
         mode="deny",
         targets=[],
-        package=f"t.{name}",
+        package=f"{package_prefix}.{name}",
         module=module,
     )
 
@@ -50,7 +39,7 @@ def _policy(name: str, module: str) -> CompiledPolicy:
 def test_a_shared_input_gives_each_policy_its_own_answer(
     document: dict[str, Any], expected: tuple[list[str], list[str]]
 ) -> None:
-    budget, secrets = _policy("budget", BUDGET), _policy("secrets", SECRETS)
+    budget, secrets = _policy("budget", BUDGET_POLICY), _policy("secrets", SECRETS_POLICY)
     shared = PolicyInput(document)
 
     assert (budget.evaluate(shared), secrets.evaluate(shared)) == expected
@@ -59,7 +48,7 @@ def test_a_shared_input_gives_each_policy_its_own_answer(
 
 
 def test_inputs_do_not_leak_between_documents() -> None:
-    budget = _policy("budget", BUDGET)
+    budget = _policy("budget", BUDGET_POLICY)
     costly, cheap = PolicyInput({"cost_usd": 5}), PolicyInput({"cost_usd": 0.1})
 
     assert budget.evaluate(costly) == ["step cost 5 over 1 USD"]
@@ -68,7 +57,7 @@ def test_inputs_do_not_leak_between_documents() -> None:
 
 
 def test_a_policy_that_did_not_compile_still_fails_closed_on_a_shared_input() -> None:
-    broken = _policy("broken", "package t.broken\ndeny contains if {")
+    broken = _policy("broken", "package t.broken\ndeny contains if {", "t")
 
     with pytest.raises(PolicyEvaluationFailure, match="does not compile"):
         broken.evaluate(PolicyInput({"cost_usd": 1}))
