@@ -100,6 +100,25 @@ RawMessage = tuple[str, bytes | None, bytes | None, KafkaHeaders]
 """A message to produce as it is: topic, key, value, headers."""
 
 
+def as_published(
+    kafka: KafkaSettings, serde: AvroSerde, events: list[dict[str, Any]]
+) -> list[RawMessage]:
+    """Events encoded as the relay and ``EventProducer.publish`` send them, to produce raw."""
+    return [
+        (
+            f"{kafka.topic_prefix}.{serde.area_of(event['event_type'])}",
+            str(event["aggregate_id"]).encode(),
+            serde.encode(event),
+            [
+                ("event_id", str(event["event_id"]).encode()),
+                ("event_type", str(event["event_type"]).encode()),
+                ("tenant_id", str(event["tenant_id"]).encode()),
+            ],
+        )
+        for event in events
+    ]
+
+
 def header_pairs(message: Message) -> KafkaHeaders:
     """A consumed message's headers as (name, bytes) pairs; a missing value as ``b""``."""
     headers = message.headers() or []

@@ -97,26 +97,6 @@ def publish(settings: OmiumSettings, serde: AvroSerde, events: list[dict[str, An
     return len(events) / (time.perf_counter() - started)
 
 
-def raw_messages(
-    settings: OmiumSettings, serde: AvroSerde, events: list[dict[str, Any]]
-) -> list[kafka_baseline.RawMessage]:
-    """The events as ``EventProducer.publish`` sends them: (topic, key, value, headers)."""
-    prefix = settings.kafka.topic_prefix
-    return [
-        (
-            f"{prefix}.{serde.area_of(event['event_type'])}",
-            str(event["aggregate_id"]).encode(),
-            serde.encode(event),
-            [
-                ("event_id", str(event["event_id"]).encode()),
-                ("event_type", str(event["event_type"]).encode()),
-                ("tenant_id", str(event["tenant_id"]).encode()),
-            ],
-        )
-        for event in events
-    ]
-
-
 def project_all(settings: OmiumSettings, serde: AvroSerde, name: str) -> dict[str, Any]:
     """Run one projection's live runner until it has read everything; its events/s."""
     projection = open_projection(name, settings)
@@ -505,14 +485,13 @@ def two_instances(
                 time.sleep(3)  # both members in the group, partitions settled
                 extra = workload(runs)
                 read = sum(1 for e in extra if e["event_type"] in TYPES_READ["postgres"])
-                messages = raw_messages(settings, serde, extra)
+                messages = kafka_baseline.as_published(settings.kafka, serde, extra)
                 named = {p.pid: f"projection-{i}" for i, p in enumerate(processes)}
                 producing = threading.Thread(
                     target=kafka_baseline.produce_rate, args=(settings.kafka, messages)
                 )
                 producing.start()
-                while applied() <= total:
-                    time.sleep(0.005)
+                wait_until(total + 1)
                 with CpuMeter(named) as cpu:
                     started, first = time.perf_counter(), applied()
                     wait_until(total + read)

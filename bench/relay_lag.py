@@ -245,8 +245,7 @@ def measure_throughput(settings: OmiumSettings, events: int) -> dict[str, Any]:
             setattr(relay, "relay_batch", timed_batch)  # noqa: B010 - measurement only
             started = time.perf_counter()
             progress = relay.run(once=True)
-            ended = time.perf_counter()
-            elapsed = ended - first_batch[0]
+            elapsed = time.perf_counter() - first_batch[0]
         topic = f"{bench.kafka.topic_prefix}.executions"
         copied = read_messages(bench.kafka, [topic])
         raw_topic = f"{bench.kafka.topic_prefix}.raw"

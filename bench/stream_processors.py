@@ -38,7 +38,13 @@ from rich.console import Console
 from bench._cpu import CpuMeter, describe
 from bench._machine import describe_machine
 from bench._report import update_doc_section, write_results
-from bench.kafka_baseline import consume_rate, measure_throughput, one_kb_events, produce_rate
+from bench.kafka_baseline import (
+    as_published,
+    consume_rate,
+    measure_throughput,
+    one_kb_events,
+    produce_rate,
+)
 from omium.kernel.kafka import (
     EventProducer,
     TopicSpec,
@@ -51,35 +57,17 @@ from omium.kernel.settings import KafkaSettings, OmiumSettings, load_settings
 from omium.streams.base import Processor, ProcessorConfig, StreamRuntime
 from omium.streams.consensus import ConsensusProcessor
 from omium.streams.policy import PolicyFeed, PolicyProcessor
-from tests.streams.events import policy_published, round_opened, step_completed, vote
+from tests.streams.events import (
+    BUDGET_POLICY,
+    SECRETS_POLICY,
+    policy_published,
+    round_opened,
+    step_completed,
+    vote,
+)
 
 console = Console()
 OMIUM = Path(sys.executable).with_name("omium")
-
-BUDGET = """package bench.budget
-import rego.v1
-deny contains msg if {
-  input.cost_usd > 1
-  msg := sprintf("step cost %v over 1 USD", [input.cost_usd])
-}
-"""
-SECRETS = """package bench.secrets
-import rego.v1
-deny contains "leaks a secret" if contains(input.output, "secret")
-"""
-
-
-def _encoded(serde: AvroSerde, kafka: KafkaSettings, events: list[dict[str, Any]]) -> list[Any]:
-    """The events as the relay would put them on Kafka: (topic, key, value, headers)."""
-    return [
-        (
-            f"{kafka.topic_prefix}.{serde.area_of(event['event_type'])}",
-            str(event["aggregate_id"]).encode(),
-            serde.encode(event),
-            [("event_id", str(event["event_id"]).encode())],
-        )
-        for event in events
-    ]
 
 
 def _through(
@@ -134,7 +122,7 @@ def measure_consensus(
 ) -> dict[str, Any]:
     """The consensus processor over rounds already on Kafka, and a raw consume of the same."""
     events = consensus_events(rounds)
-    produce_rate(kafka, _encoded(serde, kafka, events))
+    produce_rate(kafka, as_published(kafka, serde, events))
     raw = consume_rate(kafka, [f"{kafka.topic_prefix}.consensus"], len(events))
     elapsed, stats = _through(kafka, serde, ConsensusProcessor(), len(events), state)
     votes = 3 * rounds
@@ -157,13 +145,13 @@ def measure_policy(
 ) -> dict[str, Any]:
     """Two deny policies on every step output (one step in ten violates one of them)."""
     with EventProducer(kafka, serde) as producer:
-        producer.publish(policy_published("budget", BUDGET))
-        producer.publish(policy_published("secrets", SECRETS))
+        producer.publish(policy_published("budget", BUDGET_POLICY))
+        producer.publish(policy_published("secrets", SECRETS_POLICY))
     events = [
         step_completed(uuid.uuid4(), cost_usd=2.0 if index % 10 == 0 else 0.1)
         for index in range(steps)
     ]
-    produce_rate(kafka, _encoded(serde, kafka, events))
+    produce_rate(kafka, as_published(kafka, serde, events))
     raw = consume_rate(kafka, [f"{kafka.topic_prefix}.executions"], len(events))
     processor = PolicyProcessor(PolicyFeed(kafka, serde))
     elapsed, stats = _through(kafka, serde, processor, len(events), state)
@@ -208,7 +196,7 @@ def measure_instances(
     """
     kafka = settings.kafka.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:8]}"})
     ensure_topics(kafka)
-    events = _encoded(serde, kafka, consensus_events(rounds))
+    events = as_published(kafka, serde, consensus_events(rounds))
     topic = f"{kafka.topic_prefix}.consensus"
     group = f"{kafka.topic_prefix}.streams.consensus"
     env = {**os.environ, "OMIUM_KAFKA__TOPIC_PREFIX": kafka.topic_prefix}
